@@ -1,0 +1,210 @@
+/**
+ * The signaling protocol: the one contract between the Worker (Durable Object),
+ * the rover's sender and the browser viewer.
+ *
+ * Transport: JSON text frames on a WebSocket at `/rovers/<roverId>/ws?role=rover|viewer&v=<PROTOCOL_VERSION>`.
+ *
+ * Negotiation model (race-free by construction):
+ *  - Viewers say `watch` (idempotent: "start or restart a call to me for this camera").
+ *    The Durable Object remembers who is watching, so a rover that connects later still learns of them.
+ *  - The rover always makes the offer. Every call it starts has a fresh `callId`; answers and candidates
+ *    carry it, so messages belonging to an older call are recognised and dropped on both sides.
+ *  - The Durable Object addresses every signaling message to exactly one peer: the rover, or one viewer
+ *    by the `viewerId` it assigned. Viewers never learn each other's ids.
+ */
+import * as z from 'zod/mini';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Largest accepted WebSocket message, in bytes (UTF-8). */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+
+/** Heartbeat frames. The Durable Object answers these without waking from hibernation. */
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+
+/** Rover ids: 1–64 of [a-z0-9-_], starting with a letter or digit. Case-sensitive, so `Demo` is refused. */
+export const ROVER_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const CAMERA_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+export const DEFAULT_CAMERA_ID = 'main';
+
+export function isValidRoverId(id: string): boolean {
+  return ROVER_ID_PATTERN.test(id);
+}
+
+export const Role = z.enum(['rover', 'viewer']);
+export type Role = z.infer<typeof Role>;
+
+const CameraId = z.string().check(z.regex(CAMERA_ID_PATTERN, 'camera id must be 1-32 of a-z 0-9 - _'));
+/** Ids minted by the Durable Object (viewers) or the sender (calls). Opaque, short. */
+const OpaqueId = z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, 'id must be 1-64 of A-Z a-z 0-9 - _'));
+const Sdp = z.string().check(z.minLength(1), z.maxLength(48 * 1024));
+const IceCandidate = z.object({
+  /** The a=candidate line body, e.g. "candidate:1 1 UDP 2122 192.0.2.1 5000 typ host". Empty = end of candidates. */
+  candidate: z.string().check(z.maxLength(1024)),
+  mid: z.string().check(z.maxLength(32)),
+});
+export type IceCandidate = z.infer<typeof IceCandidate>;
+
+export const CameraInfo = z.object({
+  id: CameraId,
+  label: z.string().check(z.maxLength(64)),
+  width: z.int().check(z.positive(), z.maximum(8192)),
+  height: z.int().check(z.positive(), z.maximum(8192)),
+  fps: z.number().check(z.positive(), z.maximum(240)),
+});
+export type CameraInfo = z.infer<typeof CameraInfo>;
+
+export const RoverStatus = z.object({
+  online: z.boolean(),
+  /** Empty until the rover has announced its cameras. */
+  cameras: z.array(CameraInfo).check(z.maxLength(16)),
+});
+export type RoverStatus = z.infer<typeof RoverStatus>;
+
+/** Close codes the Durable Object uses (4000–4999 are application codes). */
+export const CloseCode = {
+  /** A newer rover connection took over this rover id. Do not fight it. */
+  Superseded: 4001,
+  /** The upgrade request was malformed (bad role, bad version). Reconnecting will not help. */
+  BadRequest: 4400,
+  /** Protocol version not supported by this server. */
+  UnsupportedVersion: 4426,
+} as const;
+
+export const ErrorCode = z.enum([
+  'bad-json',
+  'bad-message',
+  'too-large',
+  'binary-not-supported',
+  'wrong-role',
+  'unknown-viewer',
+  'unknown-camera',
+  'rover-offline',
+  'internal',
+]);
+export type ErrorCode = z.infer<typeof ErrorCode>;
+
+// ---------------------------------------------------------------- rover → server
+
+export const RoverToServer = z.discriminatedUnion('type', [
+  /** The rover's cameras. Sent after every `welcome`; may be re-sent when cameras change. */
+  z.object({ type: z.literal('announce'), cameras: z.array(CameraInfo).check(z.minLength(1), z.maxLength(16)) }),
+  z.object({
+    type: z.literal('offer'),
+    viewerId: OpaqueId,
+    callId: OpaqueId,
+    cameraId: CameraId,
+    sdp: Sdp,
+  }),
+  z.object({ type: z.literal('candidate'), viewerId: OpaqueId, callId: OpaqueId, candidate: IceCandidate }),
+  /** The rover ends a call (camera failed, shutting down). The viewer may `watch` again later. */
+  z.object({
+    type: z.literal('hangup'),
+    viewerId: OpaqueId,
+    callId: OpaqueId,
+    reason: z.string().check(z.maxLength(200)),
+  }),
+]);
+export type RoverToServer = z.infer<typeof RoverToServer>;
+
+// ---------------------------------------------------------------- viewer → server
+
+export const ViewerToServer = z.discriminatedUnion('type', [
+  /** Start (or restart) a call to this viewer. Idempotent; remembered while the rover is away. */
+  z.object({ type: z.literal('watch'), cameraId: CameraId }),
+  /** Stop watching: the rover tears down this viewer's call. */
+  z.object({ type: z.literal('leave') }),
+  z.object({ type: z.literal('answer'), callId: OpaqueId, sdp: Sdp }),
+  z.object({ type: z.literal('candidate'), callId: OpaqueId, candidate: IceCandidate }),
+]);
+export type ViewerToServer = z.infer<typeof ViewerToServer>;
+
+export const ROVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<RoverToServer['type']>(['announce', 'offer', 'candidate', 'hangup']);
+export const VIEWER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ViewerToServer['type']>(['watch', 'leave', 'answer', 'candidate']);
+
+// ---------------------------------------------------------------- server → rover
+
+export const WatchingViewer = z.object({ viewerId: OpaqueId, cameraId: CameraId });
+export type WatchingViewer = z.infer<typeof WatchingViewer>;
+
+export const ServerToRover = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('welcome'),
+    role: z.literal('rover'),
+    protocolVersion: z.int(),
+    /** Viewers already waiting for a call: start one for each. */
+    viewers: z.array(WatchingViewer),
+  }),
+  z.object({ type: z.literal('viewer-join'), viewerId: OpaqueId, cameraId: CameraId }),
+  z.object({ type: z.literal('viewer-leave'), viewerId: OpaqueId }),
+  z.object({ type: z.literal('answer'), viewerId: OpaqueId, callId: OpaqueId, sdp: Sdp }),
+  z.object({ type: z.literal('candidate'), viewerId: OpaqueId, callId: OpaqueId, candidate: IceCandidate }),
+  z.object({ type: z.literal('error'), code: ErrorCode, message: z.string() }),
+  z.object({ type: z.literal('pong') }),
+]);
+export type ServerToRover = z.infer<typeof ServerToRover>;
+
+// ---------------------------------------------------------------- server → viewer
+
+export const ServerToViewer = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('welcome'),
+    role: z.literal('viewer'),
+    protocolVersion: z.int(),
+    viewerId: OpaqueId,
+    rover: RoverStatus,
+  }),
+  z.object({ type: z.literal('rover-status'), rover: RoverStatus }),
+  z.object({ type: z.literal('offer'), callId: OpaqueId, cameraId: CameraId, sdp: Sdp }),
+  z.object({ type: z.literal('candidate'), callId: OpaqueId, candidate: IceCandidate }),
+  z.object({ type: z.literal('hangup'), callId: OpaqueId, reason: z.string() }),
+  z.object({ type: z.literal('error'), code: ErrorCode, message: z.string() }),
+  z.object({ type: z.literal('pong') }),
+]);
+export type ServerToViewer = z.infer<typeof ServerToViewer>;
+
+/** URL path of a rover's signaling socket. */
+export function signalingPath(roverId: string): string {
+  return `/rovers/${encodeURIComponent(roverId)}/ws`;
+}
+
+/** Full signaling URL from a server base (http(s):// or ws(s)://), rover id and role. */
+export function signalingUrl(server: string, roverId: string, role: Role): string {
+  const url = new URL(server);
+  if (url.protocol === 'http:') url.protocol = 'ws:';
+  else if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol !== 'ws:' && url.protocol !== 'wss:') {
+    throw new Error(`server URL must start with ws://, wss://, http:// or https:// (got ${url.protocol}//)`);
+  }
+  url.pathname = url.pathname.replace(/\/+$/, '') + signalingPath(roverId);
+  url.search = '';
+  url.searchParams.set('role', role);
+  url.searchParams.set('v', String(PROTOCOL_VERSION));
+  return url.toString();
+}
+
+/** Parse and validate one inbound frame. Never throws. */
+export function parseMessage<T extends z.ZodMiniType>(
+  schema: T,
+  raw: string,
+): { ok: true; message: z.infer<T> } | { ok: false; code: ErrorCode; error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, code: 'bad-json', error: 'message is not valid JSON' };
+  }
+  const result = schema.safeParse(json);
+  if (result.success) return { ok: true, message: result.data };
+  return { ok: false, code: 'bad-message', error: describeIssues(result.error) };
+}
+
+/** A short human-readable description of schema issues (never echoes the offending values). */
+export function describeIssues(error: { issues: readonly z.core.$ZodIssue[] }): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : 'message'}: ${issue.message}`)
+    .join('; ');
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Builds the hosted viewer into viewer/dist: bundles the TypeScript entry points and copies static files.
+import { build } from 'esbuild';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'viewer', 'dist');
+rmSync(out, { recursive: true, force: true });
+mkdirSync(out, { recursive: true });
+cpSync(join(root, 'viewer', 'public'), out, { recursive: true });
+await build({
+  entryPoints: { app: join(root, 'viewer/src/main.ts'), home: join(root, 'viewer/src/home.ts') },
+  outdir: out,
+  bundle: true,
+  format: 'esm',
+  target: ['chrome110', 'firefox115', 'safari16'],
+  minify: true,
+  sourcemap: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+console.log(`viewer built into ${out}`);

@@ -1,0 +1,350 @@
+/**
+ * RoverViewerClient: everything a browser needs to watch one rover camera.
+ * Owns the signaling WebSocket (with reconnects) and one RTCPeerConnection per call.
+ * UI-free, so the hosted page, an embedding page or a Tauri webview can all use it.
+ */
+import {
+  DEFAULT_CAMERA_ID,
+  PING_FRAME,
+  ServerToViewer,
+  CloseCode,
+  parseMessage,
+  signalingUrl,
+  type IceCandidate,
+  type RoverStatus,
+  type ViewerToServer,
+} from '../../protocol/index.js';
+
+export type ViewerState = 'offline' | 'waiting' | 'connecting' | 'live' | 'failed';
+
+export interface ViewerStats {
+  width: number;
+  height: number;
+  fps: number;
+  bitrateKbps: number;
+  framesDecoded: number;
+  packetsLost: number;
+}
+
+export interface ViewerClientOptions {
+  /** Base URL of the Worker, e.g. https://rovers.example.com (defaults to this page's origin). */
+  server: string;
+  roverId: string;
+  cameraId?: string;
+  iceServers?: RTCIceServer[];
+}
+
+export interface ViewerClientEvents {
+  state: { state: ViewerState; detail: string };
+  stream: { stream: MediaStream };
+  stats: ViewerStats;
+}
+
+const HEARTBEAT_MS = 20_000;
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 10_000;
+const STATS_INTERVAL_MS = 1_000;
+
+export class RoverViewerClient {
+  readonly roverId: string;
+  readonly cameraId: string;
+  state: ViewerState = 'offline';
+  stateDetail = '';
+  rover: RoverStatus = { online: false, cameras: [] };
+
+  private readonly server: string;
+  private readonly iceServers: RTCIceServer[];
+  private readonly listeners = new Map<keyof ViewerClientEvents, Set<(event: never) => void>>();
+  private socket: WebSocket | null = null;
+  private wantWatch = false;
+  private stopped = true;
+  private reconnectAttempts = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private statsTimer: ReturnType<typeof setInterval> | undefined;
+  private call: { id: string; pc: RTCPeerConnection; pendingCandidates: IceCandidate[]; remoteSet: boolean } | null = null;
+  /** Signaling is applied strictly in order: a candidate must never overtake its offer. */
+  private inbox: Promise<void> = Promise.resolve();
+  private lastStatsSample: { bytes: number; at: number } | null = null;
+
+  constructor(options: ViewerClientOptions) {
+    this.server = options.server;
+    this.roverId = options.roverId;
+    this.cameraId = options.cameraId ?? DEFAULT_CAMERA_ID;
+    this.iceServers = options.iceServers ?? [];
+  }
+
+  on<K extends keyof ViewerClientEvents>(event: K, listener: (payload: ViewerClientEvents[K]) => void): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener as (event: never) => void);
+    return () => set.delete(listener as (event: never) => void);
+  }
+
+  /** Open signaling and ask the rover for video. Safe to call repeatedly. */
+  connect(): void {
+    this.wantWatch = true;
+    if (this.stopped) {
+      this.stopped = false;
+      this.openSocket();
+    } else {
+      this.sendWatch();
+    }
+  }
+
+  /** Presence only: learn whether the rover is online without asking for video. */
+  observe(): void {
+    if (this.stopped) {
+      this.stopped = false;
+      this.openSocket();
+    }
+  }
+
+  disconnect(): void {
+    this.wantWatch = false;
+    this.send({ type: 'leave' });
+    this.closeCall();
+    this.setState(this.rover.online ? 'waiting' : 'offline', 'disconnected');
+  }
+
+  /** Tear everything down (page unload, component removal). */
+  close(): void {
+    this.stopped = true;
+    this.wantWatch = false;
+    this.closeCall();
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    this.socket?.close(1000, 'viewer closed');
+    this.socket = null;
+  }
+
+  get peerConnection(): RTCPeerConnection | null {
+    return this.call?.pc ?? null;
+  }
+
+  // ---------------------------------------------------------------- signaling socket
+
+  private openSocket(): void {
+    const socket = new WebSocket(signalingUrl(this.server, this.roverId, 'viewer'));
+    this.socket = socket;
+    socket.onopen = () => {
+      this.reconnectAttempts = 0;
+      clearInterval(this.heartbeatTimer);
+      this.heartbeatTimer = setInterval(() => socket.readyState === WebSocket.OPEN && socket.send(PING_FRAME), HEARTBEAT_MS);
+    };
+    socket.onmessage = (event) => {
+      if (typeof event.data !== 'string') return;
+      const parsed = parseMessage(ServerToViewer, event.data);
+      if (!parsed.ok) {
+        console.warn('ignoring invalid message from server:', parsed.error);
+        return;
+      }
+      const message = parsed.message;
+      this.inbox = this.inbox.then(() => this.handle(message)).catch((error: unknown) => {
+        console.error('signaling step failed', error);
+        this.fail(`signaling failed: ${error instanceof Error ? error.message : String(error)}`);
+      });
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      clearInterval(this.heartbeatTimer);
+      if (this.stopped) return;
+      if (event.code === CloseCode.BadRequest || event.code === CloseCode.UnsupportedVersion) {
+        this.fail(`the server refused this viewer: ${event.reason || event.code}`);
+        return;
+      }
+      // Video may still be flowing peer-to-peer; only the status changes until signaling returns.
+      if (this.state !== 'live') this.setState('connecting', 'reconnecting to the server…');
+      this.scheduleReconnect();
+    };
+  }
+
+  private scheduleReconnect(): void {
+    const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** this.reconnectAttempts++);
+    const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => !this.stopped && this.openSocket(), delay);
+  }
+
+  private send(message: ViewerToServer): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  private sendWatch(): void {
+    if (!this.wantWatch) return;
+    this.send({ type: 'watch', cameraId: this.cameraId });
+    if (this.state !== 'live') {
+      this.setState(this.rover.online ? 'connecting' : 'offline', this.rover.online ? 'asking the rover for video…' : 'rover is offline; video starts when it connects');
+    }
+  }
+
+  private async handle(message: ServerToViewer): Promise<void> {
+    switch (message.type) {
+      case 'welcome':
+        this.rover = message.rover;
+        if (this.wantWatch) this.sendWatch();
+        else this.setState(this.rover.online ? 'waiting' : 'offline', this.rover.online ? 'rover online' : 'rover is offline');
+        return;
+      case 'rover-status': {
+        const wasOnline = this.rover.online;
+        this.rover = message.rover;
+        if (!message.rover.online && this.state !== 'live') {
+          this.setState('offline', this.wantWatch ? 'rover is offline; video starts when it connects' : 'rover is offline');
+        } else if (message.rover.online && !wasOnline && this.state !== 'live') {
+          this.setState(this.wantWatch ? 'connecting' : 'waiting', this.wantWatch ? 'rover online, waiting for its offer…' : 'rover online');
+        }
+        return;
+      }
+      case 'offer':
+        return this.acceptOffer(message.callId, message.sdp);
+      case 'candidate':
+        return this.addRemoteCandidate(message.callId, message.candidate);
+      case 'hangup':
+        if (this.call?.id === message.callId) {
+          this.closeCall();
+          this.setState(this.rover.online ? 'waiting' : 'offline', `the rover ended the call: ${message.reason}`);
+        }
+        return;
+      case 'error':
+        console.warn(`server error ${message.code}: ${message.message}`);
+        if (message.code === 'unknown-camera') this.fail(message.message);
+        return;
+      case 'pong':
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- WebRTC
+
+  private async acceptOffer(callId: string, sdp: string): Promise<void> {
+    if (!this.wantWatch) return;
+    // A new offer always wins: the rover restarted the call (its restart, or our `watch`).
+    this.closeCall();
+    this.setState('connecting', 'negotiating video…');
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
+    const call = { id: callId, pc, pendingCandidates: [] as IceCandidate[], remoteSet: false };
+    this.call = call;
+
+    pc.ontrack = (event) => {
+      // Ask the browser to play frames as soon as they are decodable (lowest latency).
+      const receiver = event.receiver as RTCRtpReceiver & { jitterBufferTarget?: number | null; playoutDelayHint?: number };
+      try {
+        receiver.jitterBufferTarget = 0;
+      } catch {
+        receiver.playoutDelayHint = 0;
+      }
+      const stream = event.streams[0] ?? new MediaStream([event.track]);
+      this.emit('stream', { stream });
+    };
+    pc.onicecandidate = (event) => {
+      if (this.call !== call) return;
+      const candidate = event.candidate;
+      this.send({
+        type: 'candidate',
+        callId,
+        candidate: candidate ? { candidate: candidate.candidate, mid: candidate.sdpMid ?? '0' } : { candidate: '', mid: '0' },
+      });
+    };
+    pc.onconnectionstatechange = () => {
+      if (this.call !== call) return;
+      switch (pc.connectionState) {
+        case 'connected':
+          this.setState('live', 'receiving video');
+          this.startStats();
+          break;
+        case 'disconnected':
+          this.setState('connecting', 'connection interrupted, trying to recover…');
+          break;
+        case 'failed':
+          this.closeCall();
+          this.fail('the video connection failed (no network path between you and the rover). Retrying…');
+          // A fresh call may succeed once the network settles or the rover comes back.
+          setTimeout(() => this.call === null && this.wantWatch && this.sendWatch(), 2_000);
+          break;
+      }
+    };
+
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    if (this.call !== call) return;
+    call.remoteSet = true;
+    for (const candidate of call.pendingCandidates.splice(0)) await this.applyCandidate(pc, candidate);
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    if (this.call !== call || !pc.localDescription) return;
+    this.send({ type: 'answer', callId, sdp: pc.localDescription.sdp });
+  }
+
+  private async addRemoteCandidate(callId: string, candidate: IceCandidate): Promise<void> {
+    const call = this.call;
+    if (!call || call.id !== callId) return; // belongs to an older call
+    if (!call.remoteSet) {
+      call.pendingCandidates.push(candidate);
+      return;
+    }
+    await this.applyCandidate(call.pc, candidate);
+  }
+
+  private async applyCandidate(pc: RTCPeerConnection, candidate: IceCandidate): Promise<void> {
+    try {
+      await pc.addIceCandidate(candidate.candidate ? { candidate: candidate.candidate, sdpMid: candidate.mid } : null);
+    } catch (error) {
+      console.warn('ignoring unusable ICE candidate', error);
+    }
+  }
+
+  private closeCall(): void {
+    const call = this.call;
+    this.call = null;
+    clearInterval(this.statsTimer);
+    this.lastStatsSample = null;
+    if (call) {
+      call.pc.ontrack = null;
+      call.pc.onicecandidate = null;
+      call.pc.onconnectionstatechange = null;
+      call.pc.close();
+    }
+  }
+
+  private startStats(): void {
+    clearInterval(this.statsTimer);
+    this.statsTimer = setInterval(() => void this.sampleStats(), STATS_INTERVAL_MS);
+  }
+
+  private async sampleStats(): Promise<void> {
+    const pc = this.call?.pc;
+    if (!pc) return;
+    const report = await pc.getStats();
+    report.forEach((entry: RTCStats & Record<string, unknown>) => {
+      if (entry.type !== 'inbound-rtp' || entry['kind'] !== 'video') return;
+      const bytes = Number(entry['bytesReceived'] ?? 0);
+      const now = entry.timestamp;
+      const previous = this.lastStatsSample;
+      this.lastStatsSample = { bytes, at: now };
+      const bitrateKbps = previous && now > previous.at ? ((bytes - previous.bytes) * 8) / (now - previous.at) : 0;
+      this.emit('stats', {
+        width: Number(entry['frameWidth'] ?? 0),
+        height: Number(entry['frameHeight'] ?? 0),
+        fps: Number(entry['framesPerSecond'] ?? 0),
+        bitrateKbps: Math.round(bitrateKbps),
+        framesDecoded: Number(entry['framesDecoded'] ?? 0),
+        packetsLost: Number(entry['packetsLost'] ?? 0),
+      });
+    });
+  }
+
+  private fail(detail: string): void {
+    this.setState('failed', detail);
+  }
+
+  private setState(state: ViewerState, detail: string): void {
+    if (this.state === state && this.stateDetail === detail) return;
+    this.state = state;
+    this.stateDetail = detail;
+    this.emit('state', { state, detail });
+  }
+
+  private emit<K extends keyof ViewerClientEvents>(event: K, payload: ViewerClientEvents[K]): void {
+    for (const listener of this.listeners.get(event) ?? []) (listener as (p: ViewerClientEvents[K]) => void)(payload);
+  }
+}

@@ -1,0 +1,81 @@
+/** Hosted viewer page glue: binds RoverViewerClient to the DOM of rover.html. */
+import { isValidRoverId } from '../../protocol/index.js';
+import { RoverViewerClient, type ViewerState } from './client.js';
+
+const STATE_LABELS: Record<ViewerState, string> = {
+  offline: 'Rover offline',
+  waiting: 'Rover online',
+  connecting: 'Connecting…',
+  live: 'Live',
+  failed: 'Failed',
+};
+
+function element<T extends HTMLElement>(id: string): T {
+  const found = document.getElementById(id);
+  if (!found) throw new Error(`viewer page is missing #${id}`);
+  return found as T;
+}
+
+const roverId = decodeURIComponent(location.pathname.split('/')[2] ?? '');
+const params = new URLSearchParams(location.search);
+const video = element<HTMLVideoElement>('video');
+const stateBadge = element<HTMLElement>('state');
+const stateDetail = element<HTMLElement>('state-detail');
+const connectButton = element<HTMLButtonElement>('connect');
+const statsLine = element<HTMLElement>('stats');
+element<HTMLElement>('rover-name').textContent = roverId;
+document.title = `${roverId} · Rover Live`;
+
+if (!isValidRoverId(roverId)) {
+  stateBadge.dataset['state'] = 'failed';
+  stateBadge.textContent = STATE_LABELS.failed;
+  stateDetail.textContent = 'This address does not name a valid rover.';
+  connectButton.disabled = true;
+} else {
+  const client = new RoverViewerClient({
+    server: location.origin,
+    roverId,
+    cameraId: params.get('camera') ?? undefined,
+  });
+  // Test and embedding hook: lets automation read the client's state and peer connection.
+  (window as unknown as { roverViewer: RoverViewerClient }).roverViewer = client;
+
+  let watching = false;
+  const render = (): void => {
+    stateBadge.dataset['state'] = client.state;
+    stateBadge.textContent = STATE_LABELS[client.state];
+    stateDetail.textContent = client.stateDetail;
+    connectButton.textContent = watching ? 'Disconnect' : 'Connect';
+  };
+
+  client.on('state', render);
+  client.on('stream', ({ stream }) => {
+    video.srcObject = stream;
+    void video.play().catch(() => {
+      // Autoplay needs a muted element; ours is muted, so this only happens in odd embeddings.
+    });
+  });
+  client.on('stats', (s) => {
+    statsLine.textContent = `${s.width}×${s.height} · ${s.fps.toFixed(0)} fps · ${s.bitrateKbps} kbit/s`;
+  });
+
+  connectButton.addEventListener('click', () => {
+    watching = !watching;
+    if (watching) client.connect();
+    else {
+      client.disconnect();
+      video.srcObject = null;
+      statsLine.textContent = '';
+    }
+    render();
+  });
+
+  if (params.get('autoconnect') === '1') {
+    watching = true;
+    client.connect();
+  } else {
+    client.observe();
+  }
+  render();
+  addEventListener('pagehide', () => client.close());
+}

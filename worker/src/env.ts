@@ -1,0 +1,4 @@
+export interface Env {
+  ROVER_ROOMS: DurableObjectNamespace<import('./room.js').RoverRoom>;
+  ASSETS: Fetcher;
+}

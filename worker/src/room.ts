@@ -1,0 +1,334 @@
+/**
+ * RoverRoom: the Durable Object for one rover (named by rover id). It relays signaling between the
+ * rover's sender and that rover's viewers, addressing every message to exactly one peer.
+ *
+ * All state lives in WebSocket attachments and tags, so the object can hibernate between messages:
+ *  - tag "rover"            the rover's socket (at most one that is not superseded)
+ *  - tag "viewer"           every viewer socket
+ *  - tag "viewer:<id>"      one viewer, for addressed delivery
+ */
+import { DurableObject } from 'cloudflare:workers';
+import {
+  CloseCode,
+  describeIssues,
+  MAX_MESSAGE_BYTES,
+  PING_FRAME,
+  PONG_FRAME,
+  PROTOCOL_VERSION,
+  ROVER_MESSAGE_TYPES,
+  RoverToServer,
+  VIEWER_MESSAGE_TYPES,
+  ViewerToServer,
+  type CameraInfo,
+  type ErrorCode,
+  type RoverStatus,
+  type ServerToRover,
+  type ServerToViewer,
+  type WatchingViewer,
+} from '../../protocol/index.js';
+import type { Env } from './env.js';
+
+interface RoverAttachment {
+  role: 'rover';
+  connectionId: string;
+  /** Set on the old socket when a newer rover connection takes over; its late messages are ignored. */
+  superseded: boolean;
+  cameras: CameraInfo[];
+}
+
+interface ViewerAttachment {
+  role: 'viewer';
+  viewerId: string;
+  /** The camera this viewer wants a call for; null when not watching. */
+  cameraId: string | null;
+}
+
+type Attachment = RoverAttachment | ViewerAttachment;
+
+const ROVER_TAG = 'rover';
+const VIEWER_TAG = 'viewer';
+const viewerTag = (viewerId: string): string => `viewer:${viewerId}`;
+
+export class RoverRoom extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Heartbeats are answered by the runtime without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const role = new URL(request.url).searchParams.get('role');
+    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket' || (role !== 'rover' && role !== 'viewer')) {
+      return new Response('Expected a WebSocket upgrade with role=rover or role=viewer.\n', { status: 400 });
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    if (role === 'rover') this.acceptRover(server);
+    else this.acceptViewer(server);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private acceptRover(socket: WebSocket): void {
+    for (const old of this.roverSockets()) {
+      const attachment = readAttachment(old);
+      if (attachment?.role === 'rover') old.serializeAttachment({ ...attachment, superseded: true });
+      safeClose(old, CloseCode.Superseded, 'superseded by a newer connection for this rover');
+    }
+    this.ctx.acceptWebSocket(socket, [ROVER_TAG]);
+    const attachment: RoverAttachment = {
+      role: 'rover',
+      connectionId: crypto.randomUUID(),
+      superseded: false,
+      cameras: [],
+    };
+    socket.serializeAttachment(attachment);
+    log('rover connected', { connection: attachment.connectionId });
+    this.send(socket, {
+      type: 'welcome',
+      role: 'rover',
+      protocolVersion: PROTOCOL_VERSION,
+      viewers: this.watchingViewers(),
+    } satisfies ServerToRover);
+    this.broadcastStatus();
+  }
+
+  private acceptViewer(socket: WebSocket): void {
+    const viewerId = crypto.randomUUID();
+    this.ctx.acceptWebSocket(socket, [VIEWER_TAG, viewerTag(viewerId)]);
+    socket.serializeAttachment({ role: 'viewer', viewerId, cameraId: null } satisfies ViewerAttachment);
+    this.send(socket, {
+      type: 'welcome',
+      role: 'viewer',
+      protocolVersion: PROTOCOL_VERSION,
+      viewerId,
+      rover: this.roverStatus(),
+    } satisfies ServerToViewer);
+  }
+
+  override async webSocketMessage(socket: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const attachment = readAttachment(socket);
+    if (!attachment) {
+      safeClose(socket, 1011, 'connection state lost; reconnect');
+      return;
+    }
+    if (attachment.role === 'rover' && attachment.superseded) return;
+
+    if (typeof message !== 'string') {
+      this.sendError(socket, 'binary-not-supported', 'binary frames are not part of the protocol; send JSON text');
+      return;
+    }
+    if (utf8Length(message) > MAX_MESSAGE_BYTES) {
+      this.sendError(socket, 'too-large', `message exceeds ${MAX_MESSAGE_BYTES} bytes`);
+      return;
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(message);
+    } catch {
+      this.sendError(socket, 'bad-json', 'message is not valid JSON');
+      return;
+    }
+    const type = typeof json === 'object' && json !== null && 'type' in json ? (json as { type: unknown }).type : undefined;
+    if (typeof type !== 'string') {
+      this.sendError(socket, 'bad-message', 'message must be a JSON object with a string "type"');
+      return;
+    }
+
+    try {
+      if (attachment.role === 'rover') {
+        const parsed = RoverToServer.safeParse(json);
+        if (!parsed.success) return this.rejectMessage(socket, type, 'rover', describeIssues(parsed.error));
+        this.onRoverMessage(socket, attachment, parsed.data);
+      } else {
+        const parsed = ViewerToServer.safeParse(json);
+        if (!parsed.success) return this.rejectMessage(socket, type, 'viewer', describeIssues(parsed.error));
+        this.onViewerMessage(socket, attachment, parsed.data);
+      }
+    } catch (error) {
+      log('message handler failed', { type, error: error instanceof Error ? error.message : String(error) });
+      this.sendError(socket, 'internal', 'the server could not process this message');
+    }
+  }
+
+  override async webSocketClose(socket: WebSocket, code: number): Promise<void> {
+    this.onSocketGone(socket, code);
+    safeClose(socket, 1000, 'closing');
+  }
+
+  override async webSocketError(socket: WebSocket): Promise<void> {
+    this.onSocketGone(socket, 1006);
+  }
+
+  // ------------------------------------------------------------------ handlers
+
+  private onRoverMessage(socket: WebSocket, rover: RoverAttachment, message: RoverToServer): void {
+    switch (message.type) {
+      case 'announce':
+        socket.serializeAttachment({ ...rover, cameras: message.cameras } satisfies RoverAttachment);
+        log('rover announced cameras', { cameras: message.cameras.map((c) => c.id).join(',') });
+        this.broadcastStatus();
+        return;
+      case 'offer':
+        return this.forwardToViewer(socket, message.viewerId, {
+          type: 'offer',
+          callId: message.callId,
+          cameraId: message.cameraId,
+          sdp: message.sdp,
+        });
+      case 'candidate':
+        return this.forwardToViewer(socket, message.viewerId, {
+          type: 'candidate',
+          callId: message.callId,
+          candidate: message.candidate,
+        });
+      case 'hangup':
+        return this.forwardToViewer(socket, message.viewerId, {
+          type: 'hangup',
+          callId: message.callId,
+          reason: message.reason,
+        });
+    }
+  }
+
+  private onViewerMessage(socket: WebSocket, viewer: ViewerAttachment, message: ViewerToServer): void {
+    const rover = this.currentRover();
+    switch (message.type) {
+      case 'watch': {
+        const cameras = rover ? (readAttachment(rover) as RoverAttachment).cameras : [];
+        if (cameras.length > 0 && !cameras.some((camera) => camera.id === message.cameraId)) {
+          this.sendError(
+            socket,
+            'unknown-camera',
+            `this rover has no camera "${message.cameraId}" (cameras: ${cameras.map((c) => c.id).join(', ')})`,
+          );
+          return;
+        }
+        socket.serializeAttachment({ ...viewer, cameraId: message.cameraId } satisfies ViewerAttachment);
+        if (rover) this.send(rover, { type: 'viewer-join', viewerId: viewer.viewerId, cameraId: message.cameraId });
+        return;
+      }
+      case 'leave':
+        socket.serializeAttachment({ ...viewer, cameraId: null } satisfies ViewerAttachment);
+        if (rover) this.send(rover, { type: 'viewer-leave', viewerId: viewer.viewerId });
+        return;
+      case 'answer':
+      case 'candidate':
+        if (!rover) {
+          this.sendError(socket, 'rover-offline', 'the rover is offline; a new offer will come when it reconnects');
+          return;
+        }
+        this.send(rover, { ...message, viewerId: viewer.viewerId } satisfies ServerToRover);
+        return;
+    }
+  }
+
+  private onSocketGone(socket: WebSocket, code: number): void {
+    const attachment = readAttachment(socket);
+    if (!attachment) return;
+    if (attachment.role === 'rover') {
+      if (attachment.superseded) return;
+      log('rover disconnected', { connection: attachment.connectionId, code });
+      this.broadcastStatus(socket);
+    } else if (attachment.cameraId !== null) {
+      socket.serializeAttachment({ ...attachment, cameraId: null } satisfies ViewerAttachment);
+      const rover = this.currentRover();
+      if (rover) this.send(rover, { type: 'viewer-leave', viewerId: attachment.viewerId });
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private rejectMessage(socket: WebSocket, type: string, role: 'rover' | 'viewer', details: string): void {
+    const isOwnType = (role === 'rover' ? ROVER_MESSAGE_TYPES : VIEWER_MESSAGE_TYPES).has(type);
+    const isOtherRolesType = (role === 'rover' ? VIEWER_MESSAGE_TYPES : ROVER_MESSAGE_TYPES).has(type);
+    if (!isOwnType && isOtherRolesType) {
+      this.sendError(socket, 'wrong-role', `a ${role} may not send "${type}" messages`);
+    } else if (!isOwnType) {
+      this.sendError(socket, 'bad-message', `unknown message type "${type.slice(0, 32)}"`);
+    } else {
+      this.sendError(socket, 'bad-message', `invalid "${type}" message: ${details}`);
+    }
+  }
+
+  private forwardToViewer(roverSocket: WebSocket, viewerId: string, message: ServerToViewer): void {
+    const viewer = this.ctx.getWebSockets(viewerTag(viewerId))[0];
+    if (!viewer) {
+      this.sendError(roverSocket, 'unknown-viewer', `no viewer "${viewerId}" is connected`);
+      return;
+    }
+    this.send(viewer, message);
+  }
+
+  /** The rover's socket, if connected. `excluding` leaves out a socket that is closing. */
+  private currentRover(excluding?: WebSocket): WebSocket | undefined {
+    return this.roverSockets().find((socket) => {
+      const attachment = readAttachment(socket);
+      return socket !== excluding && attachment?.role === 'rover' && !attachment.superseded;
+    });
+  }
+
+  private roverSockets(): WebSocket[] {
+    return this.ctx.getWebSockets(ROVER_TAG);
+  }
+
+  private roverStatus(excluding?: WebSocket): RoverStatus {
+    const rover = this.currentRover(excluding);
+    if (!rover) return { online: false, cameras: [] };
+    return { online: true, cameras: (readAttachment(rover) as RoverAttachment).cameras };
+  }
+
+  private watchingViewers(): WatchingViewer[] {
+    const watching: WatchingViewer[] = [];
+    for (const socket of this.ctx.getWebSockets(VIEWER_TAG)) {
+      const attachment = readAttachment(socket);
+      if (attachment?.role === 'viewer' && attachment.cameraId !== null) {
+        watching.push({ viewerId: attachment.viewerId, cameraId: attachment.cameraId });
+      }
+    }
+    return watching;
+  }
+
+  /** Rover presence is the one thing every viewer is told: it carries no signaling. */
+  private broadcastStatus(closingRover?: WebSocket): void {
+    const message: ServerToViewer = { type: 'rover-status', rover: this.roverStatus(closingRover) };
+    for (const viewer of this.ctx.getWebSockets(VIEWER_TAG)) this.send(viewer, message);
+  }
+
+  private sendError(socket: WebSocket, code: ErrorCode, message: string): void {
+    this.send(socket, { type: 'error', code, message });
+  }
+
+  private send(socket: WebSocket, message: ServerToRover | ServerToViewer): void {
+    try {
+      socket.send(JSON.stringify(message));
+    } catch {
+      // The peer is gone; its close event will clean up.
+    }
+  }
+}
+
+function readAttachment(socket: WebSocket): Attachment | null {
+  try {
+    return socket.deserializeAttachment() as Attachment | null;
+  } catch {
+    return null;
+  }
+}
+
+function safeClose(socket: WebSocket, code: number, reason: string): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    // Already closed.
+  }
+}
+
+function utf8Length(text: string): number {
+  // Cheap bound first: a UTF-16 code unit is at most 3 UTF-8 bytes.
+  if (text.length * 3 <= MAX_MESSAGE_BYTES) return text.length;
+  return new TextEncoder().encode(text).byteLength;
+}
+
+/** Structured, secret-free log line: only event names and ids, never SDP or candidates. */
+function log(event: string, fields: Record<string, string | number>): void {
+  console.log(JSON.stringify({ event, ...fields }));
+}
