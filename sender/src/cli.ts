@@ -1,0 +1,62 @@
+/** rover-sender entry point: parse config, start cameras and signaling, shut down cleanly on signals. */
+import { ConfigError, parseArgs } from './config.js';
+import { EncoderError } from './encoder.js';
+import { createLogger } from './log.js';
+import { RoverSender } from './sender.js';
+
+const SHUTDOWN_DEADLINE_MS = 2_000;
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`rover-sender: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = createLogger(config.logLevel, { rover: config.roverId });
+  const sender = new RoverSender({
+    server: config.server,
+    roverId: config.roverId,
+    token: config.token,
+    iceServers: config.iceServers,
+    log,
+    cameras: [{ id: config.cameraId, label: config.cameraLabel, source: config.source, video: config.video }],
+  });
+
+  let shuttingDown = false;
+  const shutdown = (signal: string, code = 0): void => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info('shutting down', { signal });
+    // Hard deadline: never hang a service manager waiting on us.
+    setTimeout(() => process.exit(code), SHUTDOWN_DEADLINE_MS).unref();
+    sender.stop().finally(() => process.exit(code));
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  sender.onFatal = (error) => {
+    log.error(error.message);
+    shutdown('fatal', 3);
+  };
+
+  try {
+    await sender.start();
+  } catch (error) {
+    if (error instanceof EncoderError) {
+      log.error(`cannot start camera: ${error.message}`);
+      await sender.stop();
+      process.exit(4);
+    }
+    throw error;
+  }
+  log.info('sender running', { server: new URL(config.server).host, source: config.source.kind });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`rover-sender: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+/**
+ * Command line and environment → validated sender configuration. Pure (no I/O), so it is unit-tested.
+ * Every flag has an environment variable, so a systemd unit can use an EnvironmentFile.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_CAMERA_ID, isValidRoverId } from '../../protocol/index.js';
+import type { LogLevel } from './log.js';
+import { parseSource, SOURCE_HELP, SourceParseError, type SourcePreset, type VideoSettings } from './pipeline.js';
+
+export interface ParsedConfig {
+  server: string;
+  roverId: string;
+  cameraId: string;
+  cameraLabel: string;
+  source: SourcePreset;
+  video: VideoSettings;
+  token?: string;
+  iceServers: string[];
+  logLevel: LogLevel;
+}
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+export function buildProgram(): Command {
+  return new Command()
+    .name('rover-sender')
+    .description('Streams a rover camera to browsers: GStreamer H.264 → WebRTC, signaling via the Rover Live Worker.\nThe sender dials out; the rover needs no open inbound port.')
+    .addOption(new Option('-s, --server <url>', 'Worker URL (https://… or ws://127.0.0.1:8787 locally)').env('ROVER_SERVER').makeOptionMandatory())
+    .addOption(new Option('-r, --rover <id>', 'this rover\'s id (lowercase a-z, 0-9, "-", "_")').env('ROVER_ID').makeOptionMandatory())
+    .addOption(new Option('-c, --source <preset>', 'camera source (see below)').env('ROVER_SOURCE').default('test'))
+    .addOption(new Option('--camera-id <id>', 'camera id announced to viewers').env('ROVER_CAMERA_ID').default(DEFAULT_CAMERA_ID))
+    .addOption(new Option('--camera-label <text>', 'camera name shown to viewers').env('ROVER_CAMERA_LABEL').default('Main camera'))
+    .addOption(new Option('-W, --width <px>', 'video width').env('ROVER_WIDTH').default(1280).argParser(integer('width', 16, 7680)))
+    .addOption(new Option('-H, --height <px>', 'video height').env('ROVER_HEIGHT').default(720).argParser(integer('height', 16, 4320)))
+    .addOption(new Option('-f, --fps <n>', 'frames per second').env('ROVER_FPS').default(30).argParser(integer('fps', 1, 120)))
+    .addOption(new Option('-b, --bitrate <kbps>', 'H.264 target bitrate in kbit/s').env('ROVER_BITRATE').default(2000).argParser(integer('bitrate', 50, 50_000)))
+    .addOption(new Option('--token <token>', 'rover credential, sent in the Authorization header').env('ROVER_TOKEN'))
+    .addOption(new Option('--ice-server <url...>', 'STUN/TURN server URL(s), e.g. stun:stun.example.com:3478').env('ROVER_ICE_SERVERS').argParser(collect))
+    .addOption(new Option('--log-level <level>', 'log verbosity').env('ROVER_LOG_LEVEL').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addHelpText('after', `\n${SOURCE_HELP}\n\nExamples:\n  rover-sender --server ws://127.0.0.1:8787 --rover demo\n  rover-sender -s https://rovers.example.com -r rover-7 -c v4l2:/dev/video0 -W 1280 -H 720 -f 30 -b 2500`)
+    .showHelpAfterError('(run rover-sender --help for usage)')
+    .allowExcessArguments(false);
+}
+
+export class ConfigError extends Error {}
+
+/** Validate parsed options into a config; throws ConfigError with a message fit for a person. */
+export function toConfig(options: Record<string, unknown>): ParsedConfig {
+  const server = String(options['server']);
+  try {
+    const url = new URL(server);
+    if (!['ws:', 'wss:', 'http:', 'https:'].includes(url.protocol)) throw new Error();
+  } catch {
+    throw new ConfigError(`--server must be a URL starting with https://, wss://, http:// or ws:// (got "${server}")`);
+  }
+  const roverId = String(options['rover']);
+  if (!isValidRoverId(roverId)) {
+    throw new ConfigError(`--rover "${roverId}" is not a valid rover id: use 1-64 of lowercase a-z, 0-9, "-", "_", starting with a letter or digit`);
+  }
+  const cameraId = String(options['cameraId']);
+  if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(cameraId)) throw new ConfigError(`--camera-id "${cameraId}" must be 1-32 of a-z 0-9 - _`);
+  let source: SourcePreset;
+  try {
+    source = parseSource(String(options['source']));
+  } catch (error) {
+    if (error instanceof SourceParseError) throw new ConfigError(error.message);
+    throw error;
+  }
+  const width = Number(options['width']);
+  const height = Number(options['height']);
+  if (width % 2 !== 0 || height % 2 !== 0) throw new ConfigError('--width and --height must be even numbers (H.264 4:2:0)');
+  const token = options['token'];
+  return {
+    server,
+    roverId,
+    cameraId,
+    cameraLabel: String(options['cameraLabel']).slice(0, 64),
+    source,
+    video: { width, height, fps: Number(options['fps']), bitrateKbps: Number(options['bitrate']) },
+    token: typeof token === 'string' && token ? token : undefined,
+    iceServers: (options['iceServer'] as string[] | undefined) ?? [],
+    logLevel: options['logLevel'] as LogLevel,
+  };
+}
+
+/** Parse argv (without node and script) + env. Commander prints help/errors and exits on bad flags. */
+export function parseArgs(argv: string[]): ParsedConfig {
+  const program = buildProgram();
+  program.parse(argv, { from: 'user' });
+  return toConfig(program.opts());
+}

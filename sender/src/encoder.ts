@@ -1,0 +1,203 @@
+/**
+ * One camera's GStreamer pipeline: capture → H.264 → RTP → UDP loopback → this process.
+ * Exactly one encoder per camera; its packets are fanned out to every viewer by the caller.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import type { Pipeline } from 'gstreamer-superficial';
+import { KeyframeLimiter } from './keyframe-limiter.js';
+import type { Logger } from './log.js';
+import {
+  buildPipeline,
+  ENCODER_NAME,
+  explainMissingElement,
+  explainSourceError,
+  PAYLOADER_NAME,
+  type SourcePreset,
+  type VideoSettings,
+} from './pipeline.js';
+import { clearMarkerOnParameterSets, isKeyframePacket, parseRtpHeader, rewriteSsrc } from './rtp.js';
+
+// The addon's package entry is the .node binary itself, which only CommonJS require can load.
+const gstreamer = createRequire(import.meta.url)('gstreamer-superficial') as typeof import('gstreamer-superficial').default;
+
+export class EncoderError extends Error {
+  constructor(
+    message: string,
+    /** True when retrying cannot help (missing plugin, bad pipeline text). */
+    readonly permanent: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export interface EncoderOptions {
+  source: SourcePreset;
+  video: VideoSettings;
+  payloadType: number;
+  ssrc: number;
+  log: Logger;
+  /** How long to wait for the first packet before declaring the source dead. */
+  startTimeoutMs?: number;
+  keyframeMinIntervalMs?: number;
+}
+
+export interface EncoderEvents {
+  packet: [packet: Buffer, rtpTimestamp: number];
+  keyframe: [];
+  error: [error: EncoderError];
+}
+
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export class H264Encoder extends EventEmitter<EncoderEvents> {
+  private pipeline: Pipeline | null = null;
+  private socket: Socket | null = null;
+  private readonly limiter: KeyframeLimiter;
+  private running = false;
+  private keyframeRequestedAt: number | null = null;
+  packetsReceived = 0;
+  bytesReceived = 0;
+  /** Forced-keyframe latency of the last request, ms (request → first IDR packet). */
+  lastKeyframeLatencyMs: number | null = null;
+
+  constructor(private readonly options: EncoderOptions) {
+    super();
+    this.limiter = new KeyframeLimiter(() => this.forceKeyframe(), options.keyframeMinIntervalMs ?? 300);
+  }
+
+  get bitrateKbps(): number {
+    return this.options.video.bitrateKbps;
+  }
+
+  /** Start capture; resolves once the first RTP packet has arrived. */
+  async start(): Promise<void> {
+    const socket = createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
+    this.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, '127.0.0.1', () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const description = buildPipeline({
+      source: this.options.source,
+      video: this.options.video,
+      payloadType: this.options.payloadType,
+      ssrc: this.options.ssrc,
+      udpPort: socket.address().port,
+    });
+    this.options.log.debug('starting pipeline', { pipeline: description });
+
+    try {
+      this.pipeline = new gstreamer.Pipeline(description);
+    } catch (error) {
+      this.closeSocket();
+      const message = error instanceof Error ? error.message : String(error);
+      throw new EncoderError(explainMissingElement(message) ?? `invalid GStreamer pipeline: ${message}`, true);
+    }
+
+    const firstPacket = new Promise<void>((resolve, reject) => {
+      const timeout = setTimeout(
+        () => reject(new EncoderError('camera produced no video within the start timeout', false)),
+        this.options.startTimeoutMs ?? 10_000,
+      );
+      const onError = (error: EncoderError): void => {
+        clearTimeout(timeout);
+        reject(error);
+      };
+      this.once('error', onError);
+      socket.once('message', () => {
+        clearTimeout(timeout);
+        this.off('error', onError);
+        resolve();
+      });
+    });
+
+    socket.on('message', (packet) => this.onPacket(packet));
+    this.running = true;
+    const pipeline = this.pipeline;
+    pipeline.pollBus((message) => {
+      if (this.pipeline !== pipeline || !this.running) return;
+      if (message.type === 'error') {
+        const text = String(message.message ?? 'unknown GStreamer error');
+        this.options.log.warn('pipeline error', { element: message._src_element_name, error: text });
+        this.fail(new EncoderError(explainMissingElement(text) ?? explainSourceError(this.options.source, text), false));
+      } else if (message.type === 'eos') {
+        this.fail(new EncoderError('camera source ended (end of stream)', false));
+      }
+    });
+    pipeline.play();
+    try {
+      await firstPacket;
+    } catch (error) {
+      this.stop();
+      throw error;
+    }
+  }
+
+  /** Ask for a keyframe soon; bursts of requests collapse into one (see KeyframeLimiter). */
+  requestKeyframe(): void {
+    if (this.running) this.limiter.request();
+  }
+
+  /** Change the target bitrate while running (x264enc applies it within about a second). */
+  setBitrate(kbps: number): void {
+    const encoder = this.pipeline?.findChild(ENCODER_NAME);
+    if (!encoder) return;
+    encoder['bitrate'] = Math.round(kbps);
+    this.options.video.bitrateKbps = Math.round(kbps);
+  }
+
+  stop(): void {
+    this.running = false;
+    this.limiter.dispose();
+    if (this.pipeline) {
+      try {
+        this.pipeline.stop(); // to NULL: releases the camera device
+      } catch {
+        // already torn down
+      }
+    }
+    this.pipeline = null;
+    this.closeSocket();
+  }
+
+  private fail(error: EncoderError): void {
+    if (!this.running) return;
+    this.stop();
+    this.emit('error', error);
+  }
+
+  private forceKeyframe(): void {
+    if (!this.pipeline || !this.running) return;
+    this.keyframeRequestedAt ??= performance.now();
+    this.pipeline.forceKeyUnit(PAYLOADER_NAME, 1);
+  }
+
+  private onPacket(packet: Buffer): void {
+    const header = parseRtpHeader(packet);
+    if (!header) return;
+    this.packetsReceived++;
+    this.bytesReceived += packet.length;
+    clearMarkerOnParameterSets(packet, header);
+    rewriteSsrc(packet, this.options.ssrc);
+    if (this.keyframeRequestedAt !== null && isKeyframePacket(packet, header)) {
+      this.lastKeyframeLatencyMs = performance.now() - this.keyframeRequestedAt;
+      this.keyframeRequestedAt = null;
+      this.emit('keyframe');
+    }
+    this.emit('packet', packet, header.timestamp);
+  }
+
+  private closeSocket(): void {
+    try {
+      this.socket?.close();
+    } catch {
+      // already closed
+    }
+    this.socket = null;
+  }
+}

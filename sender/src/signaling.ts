@@ -1,0 +1,178 @@
+/**
+ * The rover's dial-out signaling connection. Reconnects forever with capped exponential backoff and
+ * jitter; detects dead links with heartbeats (a rover on cellular often loses its link without a FIN).
+ */
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import {
+  CloseCode,
+  parseMessage,
+  PING_FRAME,
+  ServerToRover,
+  type RoverToServer,
+} from '../../protocol/index.js';
+import { backoffDelay } from './backoff.js';
+import type { Logger } from './log.js';
+
+export interface SignalingOptions {
+  url: string;
+  log: Logger;
+  /** Extra upgrade headers (credentials go in a header, never in the logged URL). */
+  headers?: Record<string, string>;
+  heartbeatMs?: number;
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export interface SignalingEvents {
+  open: [];
+  message: [message: ServerToRover];
+  close: [code: number, reason: string];
+  /** The server refused us in a way retrying will not fix (bad rover id, unsupported version). */
+  fatal: [error: Error];
+}
+
+export class SignalingClient extends EventEmitter<SignalingEvents> {
+  private socket: WebSocket | null = null;
+  private attempt = 0;
+  private stopped = true;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private lastHeard = 0;
+  private readonly heartbeatMs: number;
+
+  constructor(private readonly options: SignalingOptions) {
+    super();
+    this.heartbeatMs = options.heartbeatMs ?? 10_000;
+  }
+
+  get connected(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  send(message: RoverToServer): boolean {
+    if (this.socket?.readyState !== WebSocket.OPEN) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  /** Close for good; resolves when the socket is closed (or after a short grace period). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeatTimer);
+    const socket = this.socket;
+    this.socket = null;
+    if (!socket || socket.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        socket.terminate();
+        resolve();
+      }, 500);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      if (socket.readyState === WebSocket.CONNECTING) socket.terminate();
+      else socket.close(1000, 'rover shutting down');
+    });
+  }
+
+  private connect(): void {
+    const { log } = this.options;
+    const socket = new WebSocket(this.options.url, {
+      headers: this.options.headers,
+      handshakeTimeout: 10_000,
+      maxPayload: 256 * 1024,
+    });
+    this.socket = socket;
+    let refused = false;
+
+    socket.on('open', () => {
+      log.info('connected to signaling server', { server: redactUrl(this.options.url) });
+      this.lastHeard = Date.now();
+      this.startHeartbeat(socket);
+      this.emit('open');
+    });
+    socket.on('message', (data, isBinary) => {
+      this.lastHeard = Date.now();
+      if (isBinary) return;
+      const parsed = parseMessage(ServerToRover, data.toString());
+      if (!parsed.ok) {
+        log.warn('ignoring invalid message from server', { error: parsed.error });
+        return;
+      }
+      if (parsed.message.type === 'welcome') this.attempt = 0;
+      if (parsed.message.type !== 'pong') this.emit('message', parsed.message);
+    });
+    socket.on('unexpected-response', (_request, response) => {
+      refused = true;
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk.slice(0, 500)));
+      response.on('end', () => {
+        const status = response.statusCode ?? 0;
+        const detail = `server refused the connection: HTTP ${status} ${body.trim()}`;
+        socket.terminate();
+        if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+          this.emit('fatal', new Error(detail));
+        } else {
+          log.warn(detail);
+        }
+      });
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (refused) return;
+      log.warn('cannot reach signaling server', { server: redactUrl(this.options.url), error: error.code ?? error.message });
+    });
+    socket.on('close', (code, reasonBuffer) => {
+      if (this.socket === socket) this.socket = null;
+      clearInterval(this.heartbeatTimer);
+      const reason = reasonBuffer.toString();
+      if (code === CloseCode.Superseded) {
+        log.error('another sender connected as this rover and took over; retrying later', { reason });
+        this.attempt = Math.max(this.attempt, 10);
+      }
+      this.emit('close', code, reason);
+      if (!this.stopped) this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    const delay = backoffDelay(this.attempt++, {
+      minMs: this.options.minBackoffMs ?? 500,
+      maxMs: this.options.maxBackoffMs ?? 30_000,
+    });
+    this.options.log.info('reconnecting', { inMs: delay, attempt: this.attempt });
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => !this.stopped && this.connect(), delay);
+  }
+
+  private startHeartbeat(socket: WebSocket): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      if (Date.now() - this.lastHeard > this.heartbeatMs * 2.5) {
+        this.options.log.warn('signaling link silent, reconnecting');
+        socket.terminate();
+        return;
+      }
+      if (socket.readyState === WebSocket.OPEN) socket.send(PING_FRAME);
+    }, this.heartbeatMs);
+  }
+}
+
+/** Log-safe form of a URL: no query string or userinfo (they may carry credentials). */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return '<invalid url>';
+  }
+}
