@@ -1,0 +1,124 @@
+// Starts the real parts of the local stack as child processes: workerd (via `wrangler dev`) and the
+// rover sender. Shared by `npm start` and the end-to-end tests, so both run exactly the same thing.
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Wrangler keeps its state inside the repo, sends no metrics and needs no login. */
+export function wranglerEnv(extra = {}) {
+  const state = join(repoRoot, '.state');
+  mkdirSync(join(state, 'xdg'), { recursive: true });
+  mkdirSync(join(state, 'tmp'), { recursive: true });
+  return {
+    ...process.env,
+    WRANGLER_SEND_METRICS: 'false',
+    XDG_CONFIG_HOME: join(state, 'xdg'),
+    TMPDIR: join(state, 'tmp'),
+    CI: process.env.CI ?? '',
+    ...extra,
+  };
+}
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function collectOutput(child, sink) {
+  const lines = [];
+  const onData = (chunk) => {
+    for (const line of chunk.toString().split('\n')) {
+      if (!line) continue;
+      lines.push(line);
+      if (lines.length > 400) lines.shift();
+      sink?.(line);
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  return lines;
+}
+
+function stopProcessGroup(child, signal = 'SIGTERM', graceMs = 3000) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {}
+    }, graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      resolve();
+    }
+  });
+}
+
+/** Start the Worker on local workerd. Resolves when it answers HTTP. */
+export async function startWorker({ port, persistDir, onLine } = {}) {
+  const listenPort = port ?? (await freePort());
+  const args = [
+    join(repoRoot, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
+    'dev',
+    '--port', String(listenPort),
+    '--ip', '127.0.0.1',
+    '--persist-to', persistDir ?? join(repoRoot, '.state', 'wrangler'),
+    '--show-interactive-dev-session=false',
+  ];
+  const child = spawn(process.execPath, args, { cwd: repoRoot, env: wranglerEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = collectOutput(child, onLine);
+  const url = `http://127.0.0.1:${listenPort}`;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output.join('\n')}`);
+    try {
+      const response = await fetch(url + '/', { signal: AbortSignal.timeout(1000) });
+      if (response.ok) return { url, port: listenPort, output, process: child, stop: () => stopProcessGroup(child) };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stopProcessGroup(child, 'SIGKILL');
+  throw new Error(`wrangler dev did not answer on ${url} within 60 s:\n${output.join('\n')}`);
+}
+
+/** Start the real rover sender. Resolves once it is connected to the signaling server. */
+export async function startSender({ server, roverId, args = [], onLine, readyTimeoutMs = 30_000 }) {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'sender', 'bin', 'rover-sender.mjs'), '--server', server, '--rover', roverId, ...args],
+    { cwd: repoRoot, env: process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let resolveReady;
+  const ready = new Promise((resolve) => (resolveReady = resolve));
+  const output = collectOutput(child, (line) => {
+    if (line.includes('connected to signaling server')) resolveReady(true);
+    onLine?.(line);
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  const result = await Promise.race([
+    ready,
+    exited.then((code) => new Error(`rover-sender exited with code ${code}:\n${output.join('\n')}`)),
+    new Promise((resolve) => setTimeout(() => resolve(new Error(`rover-sender not connected within ${readyTimeoutMs} ms:\n${output.join('\n')}`)), readyTimeoutMs)),
+  ]);
+  const handle = { process: child, output, exited, stop: (signal = 'SIGTERM') => stopProcessGroup(child, signal) };
+  if (result instanceof Error) {
+    await handle.stop('SIGKILL');
+    throw result;
+  }
+  return handle;
+}

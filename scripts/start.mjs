@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// `npm start`: the local stack. Worker on workerd (port 8787 unless PORT is set), a sender for rover
+// `demo` (test pattern unless ROVER_SOURCE says otherwise, e.g. v4l2:/dev/video0), and the viewer URL.
+import { startSender, startWorker } from './local-stack.mjs';
+
+const port = Number(process.env.PORT ?? 8787);
+const roverId = process.env.ROVER_ID ?? 'demo';
+const source = process.env.ROVER_SOURCE ?? 'test';
+
+console.log(`[start] starting the Worker on http://127.0.0.1:${port} (local workerd)…`);
+const worker = await startWorker({ port, onLine: (line) => console.log(`[worker] ${line}`) });
+console.log(`[start] starting the sender for rover "${roverId}" (source: ${source})…`);
+const sender = await startSender({
+  server: worker.url.replace('http', 'ws'),
+  roverId,
+  args: ['--source', source],
+  onLine: (line) => console.log(`[sender] ${line}`),
+});
+
+console.log(`
+  Rover Live is running.
+  Viewer:  ${worker.url}/rovers/${roverId}?autoconnect=1
+  Press Ctrl-C to stop.
+`);
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  console.log('[start] stopping…');
+  await Promise.allSettled([sender.stop(), worker.stop()]);
+  process.exit(0);
+}
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+sender.exited.then((code) => {
+  if (!stopping) {
+    console.error(`[start] the sender exited (code ${code}); stopping.`);
+    void stop();
+  }
+});

@@ -1,0 +1,112 @@
+/** Headless Debian Chromium via playwright-core, plus probes that read what the viewer page really shows. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+export const CHROMIUM_PATH = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+export interface Browser {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
+export async function launchBrowser(): Promise<Browser> {
+  const profile = mkdtempSync(join(tmpdir(), 'rover-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM_PATH,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  return {
+    context,
+    close: async () => {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Open a rover's viewer page and install a frame counter on its <video>: requestVideoFrameCallback fires
+ * once per frame presented, independent of the app's own code, so the test checks what a person sees.
+ */
+export async function openViewer(browser: Browser, baseUrl: string, roverId: string, query = ''): Promise<Page> {
+  const page = await browser.context.newPage();
+  page.on('pageerror', (error) => console.error(`[page ${roverId}] ${error.message}`));
+  await page.goto(`${baseUrl}/rovers/${roverId}${query}`);
+  await page.evaluate(() => {
+    const video = document.querySelector('video')!;
+    const w = window as unknown as { framesShown: number; firstFrameAt: number | null };
+    w.framesShown = 0;
+    w.firstFrameAt = null;
+    const tick = (now: number): void => {
+      w.framesShown++;
+      w.firstFrameAt ??= now;
+      video.requestVideoFrameCallback(tick);
+    };
+    video.requestVideoFrameCallback(tick);
+  });
+  return page;
+}
+
+export interface VideoProbe {
+  framesShown: number;
+  width: number;
+  height: number;
+  state: string;
+}
+
+export async function probe(page: Page): Promise<VideoProbe> {
+  return page.evaluate(() => {
+    const video = document.querySelector('video')!;
+    return {
+      framesShown: (window as unknown as { framesShown: number }).framesShown,
+      width: video.videoWidth,
+      height: video.videoHeight,
+      state: document.getElementById('state')?.dataset['state'] ?? '',
+    };
+  });
+}
+
+/** Wait until at least `count` more frames are shown than at call time; returns the elapsed ms. */
+export async function waitForFrames(page: Page, count: number, timeoutMs: number): Promise<number> {
+  const start = Date.now();
+  const base = (await probe(page)).framesShown;
+  await page.waitForFunction(
+    ({ target }) => (window as unknown as { framesShown: number }).framesShown >= target,
+    { target: base + count },
+    { timeout: timeoutMs, polling: 100 },
+  );
+  return Date.now() - start;
+}
+
+export async function viewerState(page: Page): Promise<string> {
+  return (await probe(page)).state;
+}
+
+/** Click Connect and measure, inside the page, connect → first presented frame (ms). */
+export async function connectAndTimeFirstFrame(page: Page, timeoutMs = 15_000): Promise<number> {
+  await page.evaluate(() => {
+    const w = window as unknown as { connectAt: number; firstFrameAt: number | null };
+    w.firstFrameAt = null;
+    w.connectAt = performance.now();
+    document.getElementById('connect')!.click();
+  });
+  await page.waitForFunction(() => (window as unknown as { firstFrameAt: number | null }).firstFrameAt !== null, null, {
+    timeout: timeoutMs,
+    polling: 20,
+  });
+  return page.evaluate(() => {
+    const w = window as unknown as { connectAt: number; firstFrameAt: number };
+    return w.firstFrameAt - w.connectAt;
+  });
+}

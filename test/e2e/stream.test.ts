@@ -1,0 +1,94 @@
+/**
+ * The whole path with real parts: workerd (wrangler dev) + the real sender (GStreamer videotestsrc →
+ * x264 → node-datachannel) + headless Chromium on the hosted viewer page.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SenderHandle, WorkerHandle } from '../../scripts/local-stack.mjs';
+import { connectAndTimeFirstFrame, launchBrowser, openViewer, probe, viewerState, waitForFrames, type Browser } from './browser.js';
+import { startLocalWorker, startRover, uniqueRoverId } from './stack.js';
+
+let worker: WorkerHandle;
+let browser: Browser;
+const senders: SenderHandle[] = [];
+
+beforeAll(async () => {
+  [worker, browser] = await Promise.all([startLocalWorker(), launchBrowser()]);
+});
+
+afterAll(async () => {
+  await Promise.allSettled(senders.map((s) => s.stop('SIGKILL')));
+  await browser?.close();
+  await worker?.stop();
+});
+
+async function rover(roverId: string): Promise<SenderHandle> {
+  const sender = await startRover(worker, roverId);
+  senders.push(sender);
+  return sender;
+}
+
+describe('live video in a real browser', () => {
+  it('plays when the viewer opens the page before the sender connects', async () => {
+    const roverId = uniqueRoverId('viewer-first');
+    const page = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'offline');
+    expect(await page.textContent('#state-detail')).toContain('offline');
+
+    await rover(roverId);
+    const elapsed = await waitForFrames(page, 60, 10_000);
+    const seen = await probe(page);
+    expect(seen.width).toBe(640);
+    expect(seen.height).toBe(360);
+    expect(seen.state).toBe('live');
+    console.log(`viewer-first: 60 frames ${elapsed} ms after the sender connected`);
+    await page.close();
+  });
+
+  it('plays when the sender is already streaming before the viewer connects, and shows stats', async () => {
+    const roverId = uniqueRoverId('sender-first');
+    await rover(roverId);
+    const page = await openViewer(browser, worker.url, roverId);
+    await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'waiting');
+    const ttff = await connectAndTimeFirstFrame(page);
+    await waitForFrames(page, 60, 10_000);
+    const seen = await probe(page);
+    expect([seen.width, seen.height]).toEqual([640, 360]);
+    await page.waitForFunction(() => /640×360 · \d+ fps · \d+ kbit\/s/.test(document.getElementById('stats')?.textContent ?? ''));
+    console.log(`sender-first: connect → first frame ${Math.round(ttff)} ms`);
+    await page.close();
+  });
+
+  it('serves a second viewer while the first keeps playing', async () => {
+    const roverId = uniqueRoverId('two-viewers');
+    await rover(roverId);
+    const first = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    await waitForFrames(first, 30, 10_000);
+    const second = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    // Both must keep advancing at the same time.
+    await Promise.all([waitForFrames(first, 60, 10_000), waitForFrames(second, 60, 10_000)]);
+    expect((await probe(second)).width).toBe(640);
+    await Promise.all([first.close(), second.close()]);
+  });
+
+  it('recovers without a page reload when the sender restarts', async () => {
+    const roverId = uniqueRoverId('restart');
+    const firstSender = await rover(roverId);
+    const page = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    await waitForFrames(page, 30, 10_000);
+
+    const stopStarted = Date.now();
+    await firstSender.stop('SIGTERM');
+    const exitCode = await firstSender.exited;
+    const shutdownMs = Date.now() - stopStarted;
+    expect(exitCode).toBe(0);
+    expect(shutdownMs).toBeLessThan(2_500);
+    await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] !== 'live', null, { timeout: 10_000 });
+    const framesWhileDown = (await probe(page)).framesShown;
+
+    await rover(roverId);
+    await waitForFrames(page, 60, 10_000);
+    expect((await probe(page)).framesShown).toBeGreaterThanOrEqual(framesWhileDown + 60);
+    expect(await viewerState(page)).toBe('live');
+    await page.close();
+  });
+});
