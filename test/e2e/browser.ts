@@ -35,6 +35,19 @@ export async function launchBrowser(): Promise<Browser> {
   };
 }
 
+/** Counts presented frames. A string, not a function: tsx/esbuild may inject helpers that do not exist in the page. */
+const FRAME_COUNTER_SCRIPT = `(() => {
+  const video = document.querySelector('video');
+  window.framesShown = 0;
+  window.firstFrameAt = null;
+  const tick = (now) => {
+    window.framesShown++;
+    if (window.firstFrameAt === null) window.firstFrameAt = now;
+    video.requestVideoFrameCallback(tick);
+  };
+  video.requestVideoFrameCallback(tick);
+})()`;
+
 /**
  * Open a rover's viewer page and install a frame counter on its <video>: requestVideoFrameCallback fires
  * once per frame presented, independent of the app's own code, so the test checks what a person sees.
@@ -43,18 +56,7 @@ export async function openViewer(browser: Browser, baseUrl: string, roverId: str
   const page = await browser.context.newPage();
   page.on('pageerror', (error) => console.error(`[page ${roverId}] ${error.message}`));
   await page.goto(`${baseUrl}/rovers/${roverId}${query}`);
-  await page.evaluate(() => {
-    const video = document.querySelector('video')!;
-    const w = window as unknown as { framesShown: number; firstFrameAt: number | null };
-    w.framesShown = 0;
-    w.firstFrameAt = null;
-    const tick = (now: number): void => {
-      w.framesShown++;
-      w.firstFrameAt ??= now;
-      video.requestVideoFrameCallback(tick);
-    };
-    video.requestVideoFrameCallback(tick);
-  });
+  await page.evaluate(FRAME_COUNTER_SCRIPT);
   return page;
 }
 
