@@ -54,7 +54,7 @@ function ensureAptPackages() {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const apt = (args) => (sudo.length ? run('sudo', ['-E', 'apt-get', ...args], { env }) : run('apt-get', args, { env }));
   apt(['update', '-q']);
-  apt(['install', '-y', '-q', '--no-install-recommends', ...missing]);
+  apt(['install', '-y', '-q', ...missing]);
 }
 
 function lockHash() {

@@ -3,6 +3,7 @@
  * Exactly one encoder per camera; its packets are fanned out to every viewer by the caller.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Pipeline } from 'gstreamer-superficial';
@@ -73,6 +74,7 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
 
   /** Start capture; resolves once the first RTP packet has arrived. */
   async start(): Promise<void> {
+    checkSourceDevice(this.options.source);
     const socket = createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
     this.socket = socket;
     await new Promise<void>((resolve, reject) => {
@@ -101,7 +103,13 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
 
     const firstPacket = new Promise<void>((resolve, reject) => {
       const timeout = setTimeout(
-        () => reject(new EncoderError('camera produced no video within the start timeout', false)),
+        () =>
+          reject(
+            new EncoderError(
+              `camera produced no video within ${Math.round((this.options.startTimeoutMs ?? 10_000) / 1000)} s (is it connected, powered and not in use by another program?)`,
+              false,
+            ),
+          ),
         this.options.startTimeoutMs ?? 10_000,
       );
       const onError = (error: EncoderError): void => {
@@ -199,5 +207,22 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
       // already closed
     }
     this.socket = null;
+  }
+}
+
+/**
+ * A v4l2 device that is missing or not permitted fails before the pipeline reaches READY, and the
+ * binding stops reading the bus in that state, so the error would be lost: check the device first.
+ */
+function checkSourceDevice(source: SourcePreset): void {
+  if (source.kind !== 'v4l2') return;
+  try {
+    accessSync(source.device, fsConstants.R_OK | fsConstants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new EncoderError(
+      explainSourceError(source, code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code)),
+      false,
+    );
   }
 }
