@@ -180,6 +180,7 @@ export function signalingUrl(server: string, roverId: string, role: Role): strin
   }
   url.pathname = url.pathname.replace(/\/+$/, '') + signalingPath(roverId);
   url.search = '';
+  url.hash = ''; // `ws` refuses URLs with a fragment (e.g. a pasted viewer link ending in #…)
   url.searchParams.set('role', role);
   url.searchParams.set('v', String(PROTOCOL_VERSION));
   return url.toString();

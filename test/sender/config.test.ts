@@ -1,0 +1,218 @@
+import { CommanderError } from 'commander';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { buildProgram, ConfigError, toConfig, type ParsedConfig } from '../../sender/src/config.js';
+
+const REQUIRED = ['--server', 'wss://rovers.example.com', '--rover', 'rover-7'];
+
+function parse(argv: string[]): ParsedConfig {
+  const program = buildProgram()
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  program.parse(argv, { from: 'user' });
+  return toConfig(program.opts());
+}
+
+function commanderError(argv: string[]): CommanderError {
+  try {
+    parse(argv);
+  } catch (error) {
+    expect(error).toBeInstanceOf(CommanderError);
+    return error as CommanderError;
+  }
+  throw new Error(`expected a commander error for ${argv.join(' ')}`);
+}
+
+function configError(argv: string[]): ConfigError {
+  try {
+    parse(argv);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error(`expected a ConfigError for ${argv.join(' ')}`);
+}
+
+let savedEnv: NodeJS.ProcessEnv;
+beforeEach(() => {
+  savedEnv = { ...process.env };
+  for (const key of Object.keys(process.env)) if (key.startsWith('ROVER_')) delete process.env[key];
+});
+afterEach(() => {
+  for (const key of Object.keys(process.env)) if (!(key in savedEnv)) delete process.env[key];
+  Object.assign(process.env, savedEnv);
+});
+
+describe('sender config', () => {
+  it('defaults', () => {
+    expect(parse(REQUIRED)).toEqual({
+      server: 'wss://rovers.example.com',
+      roverId: 'rover-7',
+      cameraId: 'main',
+      cameraLabel: 'Main camera',
+      source: { kind: 'test', pattern: 'smpte' },
+      video: { width: 1280, height: 720, fps: 30, bitrateKbps: 2000 },
+      token: undefined,
+      iceServers: [],
+      logLevel: 'info',
+    });
+  });
+
+  it('every flag, long form', () => {
+    const config = parse([
+      '--server', 'http://127.0.0.1:8787',
+      '--rover', 'demo_2',
+      '--source', 'v4l2:/dev/video1',
+      '--camera-id', 'front',
+      '--camera-label', 'Front camera',
+      '--width', '640',
+      '--height', '480',
+      '--fps', '15',
+      '--bitrate', '800',
+      '--token', 's3cret',
+      '--ice-server', 'stun:stun.example.com:3478',
+      '--ice-server', 'turn:turn.example.com:3478,turns:turn.example.com:5349',
+      '--log-level', 'debug',
+    ]);
+    expect(config).toEqual({
+      server: 'http://127.0.0.1:8787',
+      roverId: 'demo_2',
+      cameraId: 'front',
+      cameraLabel: 'Front camera',
+      source: { kind: 'v4l2', device: '/dev/video1' },
+      video: { width: 640, height: 480, fps: 15, bitrateKbps: 800 },
+      token: 's3cret',
+      iceServers: ['stun:stun.example.com:3478', 'turn:turn.example.com:3478', 'turns:turn.example.com:5349'],
+      logLevel: 'debug',
+    });
+  });
+
+  it('short flags', () => {
+    const config = parse(['-s', 'ws://localhost:8787', '-r', 'r1', '-c', 'test:ball', '-W', '320', '-H', '240', '-f', '10', '-b', '300']);
+    expect(config.server).toBe('ws://localhost:8787');
+    expect(config.roverId).toBe('r1');
+    expect(config.source).toEqual({ kind: 'test', pattern: 'ball' });
+    expect(config.video).toEqual({ width: 320, height: 240, fps: 10, bitrateKbps: 300 });
+  });
+
+  it('a variadic --ice-server takes several URLs', () => {
+    expect(parse([...REQUIRED, '--ice-server', 'stun:a.example', 'stun:b.example']).iceServers).toEqual(['stun:a.example', 'stun:b.example']);
+  });
+
+  it('the camera label is cut to 64 characters; an empty token is no token', () => {
+    const config = parse([...REQUIRED, '--camera-label', 'x'.repeat(100), '--token', '']);
+    expect(config.cameraLabel).toBe('x'.repeat(64));
+    expect(config.token).toBeUndefined();
+  });
+
+  it('environment variables', () => {
+    Object.assign(process.env, {
+      ROVER_SERVER: 'https://rovers.example.com',
+      ROVER_ID: 'env-rover',
+      ROVER_SOURCE: 'rtsp:rtsp://192.0.2.10/stream',
+      ROVER_CAMERA_ID: 'rear',
+      ROVER_CAMERA_LABEL: 'Rear',
+      ROVER_WIDTH: '1920',
+      ROVER_HEIGHT: '1080',
+      ROVER_FPS: '25',
+      ROVER_BITRATE: '4000',
+      ROVER_TOKEN: 'tok',
+      ROVER_ICE_SERVERS: 'stun:a.example, stun:b.example',
+      ROVER_LOG_LEVEL: 'warn',
+    });
+    expect(parse([])).toEqual({
+      server: 'https://rovers.example.com',
+      roverId: 'env-rover',
+      cameraId: 'rear',
+      cameraLabel: 'Rear',
+      source: { kind: 'rtsp', url: 'rtsp://192.0.2.10/stream' },
+      video: { width: 1920, height: 1080, fps: 25, bitrateKbps: 4000 },
+      token: 'tok',
+      iceServers: ['stun:a.example', 'stun:b.example'],
+      logLevel: 'warn',
+    });
+  });
+
+  it('flags override environment variables', () => {
+    process.env['ROVER_ID'] = 'from-env';
+    process.env['ROVER_BITRATE'] = '4000';
+    const config = parse(['--server', 'ws://x.example', '--rover', 'from-flag', '-b', '900']);
+    expect(config.roverId).toBe('from-flag');
+    expect(config.video.bitrateKbps).toBe(900);
+  });
+
+  it('missing --server or --rover is a commander error', () => {
+    expect(commanderError(['--rover', 'r1']).code).toBe('commander.missingMandatoryOptionValue');
+    const error = commanderError(['--server', 'wss://x.example']);
+    expect(error.code).toBe('commander.missingMandatoryOptionValue');
+    expect(error.message).toContain('--rover');
+  });
+
+  it('bad numbers are commander errors naming the range', () => {
+    for (const argv of [
+      ['--width', 'wide'],
+      ['--width', '8'],
+      ['--height', '1080.5'],
+      ['--fps', '0'],
+      ['--fps', '121'],
+      ['--bitrate', '10'],
+      ['--bitrate', '2e9'],
+    ]) {
+      const error = commanderError([...REQUIRED, ...argv]);
+      expect(error.code, argv.join(' ')).toBe('commander.invalidArgument');
+      expect(error.message).toMatch(/must be a whole number from \d+ to \d+/);
+    }
+    process.env['ROVER_FPS'] = 'fast';
+    expect(commanderError(REQUIRED).code).toBe('commander.invalidArgument');
+  });
+
+  it('unknown flags, extra arguments and bad log levels are commander errors', () => {
+    expect(commanderError([...REQUIRED, '--frobnicate']).code).toBe('commander.unknownOption');
+    expect(commanderError([...REQUIRED, 'extra']).code).toBe('commander.excessArguments');
+    expect(commanderError([...REQUIRED, '--log-level', 'verbose']).code).toBe('commander.invalidArgument');
+  });
+
+  it('odd width or height is a ConfigError', () => {
+    expect(configError([...REQUIRED, '--width', '1279']).message).toBe('--width and --height must be even numbers (H.264 4:2:0)');
+    expect(configError([...REQUIRED, '--height', '721']).message).toContain('even');
+  });
+
+  it('invalid rover ids are ConfigErrors naming the problem', () => {
+    for (const id of ['Demo', 'a/b', '-leading-dash', 'x'.repeat(65), 'has space']) {
+      const message = configError(['--server', 'wss://x.example', '--rover', id]).message;
+      expect(message, id).toContain(`--rover "${id}" is not a valid rover id`);
+      expect(message).toContain('lowercase');
+    }
+    expect(parse(['--server', 'wss://x.example', '--rover', 'x'.repeat(64)]).roverId).toHaveLength(64);
+  });
+
+  it('bad server URLs are ConfigErrors', () => {
+    expect(configError(['--server', 'ftp://rovers.example.com', '--rover', 'r1']).message).toBe(
+      '--server must be a URL starting with https://, wss://, http:// or ws:// (got "ftp://rovers.example.com")',
+    );
+    expect(configError(['--server', 'rovers.example.com', '--rover', 'r1']).message).toContain('--server must be a URL');
+  });
+
+  it('bad sources and camera ids are ConfigErrors', () => {
+    expect(configError([...REQUIRED, '--source', 'v4l2:/dev/x;rm']).message).toContain('v4l2 needs a device path');
+    expect(configError([...REQUIRED, '--source', 'nope']).message).toContain('unknown camera source "nope"');
+    expect(configError([...REQUIRED, '--camera-id', 'Front']).message).toContain('--camera-id "Front"');
+  });
+
+  it('--help shows the source presets', () => {
+    let out = '';
+    const program = buildProgram()
+      .exitOverride()
+      .configureOutput({ writeOut: (text) => (out += text), writeErr: () => {} });
+    let error: unknown;
+    try {
+      program.parse(['--help'], { from: 'user' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(CommanderError);
+    expect((error as CommanderError).code).toBe('commander.helpDisplayed');
+    for (const text of ['--server <url>', '--rover <id>', 'Camera source presets:', 'test:<pattern>', 'v4l2:/dev/videoN', 'libcamera[:<name>]', 'rtsp:<url>', 'avf[:<index>]', 'pipeline:<fragment>', 'ROVER_SERVER']) {
+      expect(out, text).toContain(text);
+    }
+  });
+});
