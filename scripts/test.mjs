@@ -43,7 +43,8 @@ if (!only || only === 'static') {
   step('typecheck', bin('tsc'), ['-p', 'tsconfig.json']) &&
     step('typecheck worker', bin('tsc'), ['-p', 'worker/tsconfig.json']) &&
     step('typecheck viewer', bin('tsc'), ['-p', 'viewer/tsconfig.json']) &&
-    step('typecheck e2e + bench', bin('tsc'), ['-p', 'test/e2e/tsconfig.json']);
+    step('typecheck e2e + bench', bin('tsc'), ['-p', 'test/e2e/tsconfig.json']) &&
+    step('typecheck worker tests', bin('tsc'), ['-p', 'test/worker/tsconfig.json']);
   step('build viewer', process.execPath, ['scripts/build-viewer.mjs']);
 }
 if (!only || only === 'worker') suite('worker (workerd)', 'test/worker/vitest.config.ts');

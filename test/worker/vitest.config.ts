@@ -1,26 +1,28 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 
 // Worker + Durable Object tests that run inside workerd (@cloudflare/vitest-pool-workers).
-// `npx vitest run --config test/worker/vitest.config.ts` from the repo root; global-setup.ts builds viewer/dist first.
+// From the repo root: `npx vitest run --config test/worker/vitest.config.ts` (or `npm run test:worker`);
+// global-setup.ts builds viewer/dist (the static assets) first.
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const state = `${repo}.state`;
 
-// Keep wrangler's state in the repo and never phone home. Set here because the plugin reads
-// wrangler.toml in this (the main vitest) process.
+// Keep wrangler's state (logs, metrics choice) in the repo and never send metrics. This must happen
+// before wrangler is loaded: it reads the environment at import time, hence the dynamic import below
+// (a static import would be hoisted above these lines).
 process.env.WRANGLER_SEND_METRICS = 'false';
 process.env.XDG_CONFIG_HOME ??= `${state}/xdg`;
-mkdirSync(`${state}/xdg`, { recursive: true });
+mkdirSync(process.env.XDG_CONFIG_HOME, { recursive: true });
+const { cloudflareTest } = await import('@cloudflare/vitest-pool-workers');
 
 export default defineConfig({
   plugins: [
     cloudflareTest({
       main: `${repo}worker/src/index.ts`,
       wrangler: { configPath: `${repo}wrangler.toml` },
-      // Nothing in wrangler.toml is remote; do not try to start a remote proxy session (works offline).
+      // Nothing in wrangler.toml is remote: never try to start a remote proxy session (works offline).
       remoteBindings: false,
     }),
   ],
@@ -29,8 +31,8 @@ export default defineConfig({
     include: ['test/worker/**/*.test.ts'],
     globalSetup: [`${repo}test/worker/global-setup.ts`],
     testTimeout: 15_000,
+    hookTimeout: 30_000,
     // The Durable Object logs one JSON line per event: show them only for failing tests.
     silent: 'passed-only',
-    hookTimeout: 30_000,
   },
 });
