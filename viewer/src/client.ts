@@ -201,7 +201,8 @@ export class RoverViewerClient {
       case 'candidate':
         return this.addRemoteCandidate(message.callId, message.candidate);
       case 'hangup':
-        if (this.call?.id === message.callId) {
+        // No call yet counts too: the rover may refuse before offering (e.g. camera unavailable).
+        if (this.call === null || this.call.id === message.callId) {
           this.closeCall();
           this.setState(this.rover.online ? 'waiting' : 'offline', `the rover ended the call: ${message.reason}`);
         }
