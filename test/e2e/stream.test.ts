@@ -58,16 +58,25 @@ describe('live video in a real browser', () => {
     await page.close();
   });
 
-  it('serves a second viewer while the first keeps playing', async () => {
+  it('serves a second viewer while the first keeps playing, and frees each call when its viewer leaves', async () => {
     const roverId = uniqueRoverId('two-viewers');
-    await rover(roverId);
+    const sender = await rover(roverId);
     const first = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
     await waitForFrames(first, 30, 10_000);
     const second = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
     // Both must keep advancing at the same time.
     await Promise.all([waitForFrames(first, 60, 10_000), waitForFrames(second, 60, 10_000)]);
     expect((await probe(second)).width).toBe(640);
+    const startedCalls = sender.output.filter((line) => line.includes('starting call')).length;
+    expect(startedCalls).toBe(2);
     await Promise.all([first.close(), second.close()]);
+    // The sender tears down both peer connections: whichever comes first, the browser's DTLS close
+    // ("peer connection closed") or the DO's viewer-leave ("viewer left").
+    const deadline = Date.now() + 5_000;
+    const ended = (): number =>
+      sender.output.filter((line) => /call ended .*reason="(viewer left|peer connection closed)"/.test(line)).length;
+    while (ended() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(ended()).toBe(2);
   });
 
   it('recovers without a page reload when the sender restarts', async () => {
