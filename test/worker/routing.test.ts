@@ -70,8 +70,8 @@ describe('HTTP routing', () => {
     },
   );
 
-  it('refuses other methods on the viewer page with 405', async () => {
-    const response = await get('/rovers/demo', { method: 'POST', body: 'x' });
+  it.each(['/rovers/demo', '/'])('refuses other methods on %s with 405', async (path) => {
+    const response = await get(path, { method: 'POST', body: 'x' });
     expect(response.status).toBe(405);
     expect(response.headers.get('allow')).toBe('GET, HEAD');
   });

@@ -25,7 +25,10 @@ export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
 
-    if (url.pathname === '/') return servePage(env, url, '/index.html');
+    const isRead = request.method === 'GET' || request.method === 'HEAD';
+    if (url.pathname === '/') {
+      return isRead ? servePage(env, url, '/index.html') : textResponse(405, 'Method not allowed.', { allow: 'GET, HEAD' });
+    }
 
     const match = ROVER_PATH.exec(url.pathname);
     if (!match) return textResponse(404, 'Not found. Rover pages live at /rovers/<roverId>.');
@@ -45,7 +48,7 @@ export default {
 
     if (match[2]) return routeWebSocket(request, env, url, roverId);
 
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
+    if (!isRead) {
       return textResponse(405, 'Method not allowed.', { allow: 'GET, HEAD' });
     }
     return servePage(env, url, '/rover.html');
