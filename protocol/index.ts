@@ -56,6 +56,70 @@ export const CameraInfo = z.object({
 });
 export type CameraInfo = z.infer<typeof CameraInfo>;
 
+// ---------------------------------------------------------------- ICE (STUN/TURN)
+
+/**
+ * A STUN/TURN URL as RFC 7064/7065 write them: `stun:host[:port]`, `turn:host[:port][?transport=udp|tcp]`,
+ * `turns:host[:port][?transport=tcp]`. Hosts may be names, IPv4 or [IPv6].
+ */
+const ICE_URL_PATTERN = /^(stuns?|turns?):(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?(?:\?transport=(udp|tcp))?$/;
+
+export interface ParsedIceUrl {
+  scheme: 'stun' | 'stuns' | 'turn' | 'turns';
+  /** Host without IPv6 brackets. */
+  host: string;
+  port: number;
+  transport: 'udp' | 'tcp';
+}
+
+/** Parse one ICE server URL; null when it is not a well-formed stun:/stuns:/turn:/turns: URL. */
+export function parseIceUrl(url: string): ParsedIceUrl | null {
+  const match = ICE_URL_PATTERN.exec(url);
+  if (!match) return null;
+  const scheme = match[1] as ParsedIceUrl['scheme'];
+  const secure = scheme === 'stuns' || scheme === 'turns';
+  const port = match[3] === undefined ? (secure ? 5349 : 3478) : Number(match[3]);
+  if (port < 1 || port > 65535) return null;
+  const transport = (match[4] as 'udp' | 'tcp' | undefined) ?? (secure ? 'tcp' : 'udp');
+  // TLS runs over TCP; "stun" carries no transport parameter.
+  if (secure && transport === 'udp') return null;
+  if (scheme.startsWith('stun') && match[4] !== undefined) return null;
+  return { scheme, host: match[2]!.replace(/^\[|\]$/g, ''), port, transport };
+}
+
+const IceUrl = z.string().check(
+  z.maxLength(256),
+  z.refine((url) => parseIceUrl(url) !== null, 'must be a stun:, stuns:, turn: or turns: URL'),
+);
+
+/** One ICE server, in the browser's RTCIceServer shape (credentials only for TURN). */
+export const IceServer = z.object({
+  urls: z.array(IceUrl).check(z.minLength(1), z.maxLength(8)),
+  username: z.optional(z.string().check(z.maxLength(256))),
+  credential: z.optional(z.string().check(z.maxLength(256))),
+});
+export type IceServer = z.infer<typeof IceServer>;
+
+/**
+ * The ICE settings for one side of one call, minted by the Worker right before the call starts:
+ * TURN credentials are per call and short-lived, so they are never reused or kept.
+ */
+export const IceConfig = z.object({
+  iceServers: z.array(IceServer).check(z.maxLength(8)),
+  /** "relay": use TURN relays only (locked-down deployments); "all": direct paths first. */
+  iceTransportPolicy: z.enum(['all', 'relay']),
+  /** When the TURN credentials stop working (Unix ms), or null without TURN. */
+  expiresAt: z.nullable(z.int()),
+});
+export type IceConfig = z.infer<typeof IceConfig>;
+
+/** ICE settings for networks that need nothing from the server (e.g. loopback, one LAN). */
+export const NO_ICE_SERVERS: IceConfig = { iceServers: [], iceTransportPolicy: 'all', expiresAt: null };
+
+export function hasTurn(config: IceConfig): boolean {
+  return config.iceServers.some((server) => server.urls.some((url) => url.startsWith('turn')));
+}
+
 export const RoverStatus = z.object({
   online: z.boolean(),
   /** Empty until the rover has announced its cameras. */
@@ -126,7 +190,8 @@ export const VIEWER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ViewerToServer[
 
 // ---------------------------------------------------------------- server → rover
 
-export const WatchingViewer = z.object({ viewerId: OpaqueId, cameraId: CameraId });
+/** A viewer waiting for a call, with the ICE settings the rover uses for that call. */
+export const WatchingViewer = z.object({ viewerId: OpaqueId, cameraId: CameraId, ice: IceConfig });
 export type WatchingViewer = z.infer<typeof WatchingViewer>;
 
 export const ServerToRover = z.discriminatedUnion('type', [
@@ -137,7 +202,7 @@ export const ServerToRover = z.discriminatedUnion('type', [
     /** Viewers already waiting for a call: start one for each. */
     viewers: z.array(WatchingViewer),
   }),
-  z.object({ type: z.literal('viewer-join'), viewerId: OpaqueId, cameraId: CameraId }),
+  z.object({ type: z.literal('viewer-join'), viewerId: OpaqueId, cameraId: CameraId, ice: IceConfig }),
   z.object({ type: z.literal('viewer-leave'), viewerId: OpaqueId }),
   z.object({ type: z.literal('answer'), viewerId: OpaqueId, callId: OpaqueId, sdp: Sdp }),
   z.object({ type: z.literal('candidate'), viewerId: OpaqueId, callId: OpaqueId, candidate: IceCandidate }),
@@ -157,7 +222,8 @@ export const ServerToViewer = z.discriminatedUnion('type', [
     rover: RoverStatus,
   }),
   z.object({ type: z.literal('rover-status'), rover: RoverStatus }),
-  z.object({ type: z.literal('offer'), callId: OpaqueId, cameraId: CameraId, sdp: Sdp }),
+  /** The rover's offer, with the ICE settings this viewer uses for the call. */
+  z.object({ type: z.literal('offer'), callId: OpaqueId, cameraId: CameraId, sdp: Sdp, ice: IceConfig }),
   z.object({ type: z.literal('candidate'), callId: OpaqueId, candidate: IceCandidate }),
   z.object({ type: z.literal('hangup'), callId: OpaqueId, reason: z.string() }),
   z.object({ type: z.literal('error'), code: ErrorCode, message: z.string() }),

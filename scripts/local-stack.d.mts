@@ -11,7 +11,18 @@ export interface WorkerHandle {
   process: ChildProcess;
   stop(): Promise<void>;
 }
-export function startWorker(options?: { port?: number; persistDir?: string; onLine?: (line: string) => void }): Promise<WorkerHandle>;
+export const LOCAL_WORKER_VARS: Record<string, string>;
+export function startWorker(options?: {
+  port?: number;
+  /** Address to listen on (default 127.0.0.1). */
+  ip?: string;
+  persistDir?: string;
+  onLine?: (line: string) => void;
+  /** Override wrangler.toml [vars] (and secrets); STUN_URLS defaults to "none" locally. */
+  vars?: Record<string, string>;
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', 'ns1']. */
+  command?: string[];
+}): Promise<WorkerHandle>;
 
 export interface SenderHandle {
   process: ChildProcess;
@@ -25,4 +36,7 @@ export function startSender(options: {
   args?: string[];
   onLine?: (line: string) => void;
   readyTimeoutMs?: number;
+  /** Command prefix, e.g. ['ip', 'netns', 'exec', 'ns1']. */
+  command?: string[];
+  env?: Record<string, string>;
 }): Promise<SenderHandle>;

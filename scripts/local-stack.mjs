@@ -69,27 +69,49 @@ function stopProcessGroup(child, signal = 'SIGTERM', graceMs = 3000) {
   });
 }
 
-/** Start the Worker on local workerd. Resolves when it answers HTTP. */
-export async function startWorker({ port, persistDir, onLine } = {}) {
+/**
+ * Worker vars for a local stack. Loopback needs no STUN, and the default (Cloudflare's public STUN)
+ * would send packets off this machine: local runs list none unless the caller says otherwise.
+ */
+export const LOCAL_WORKER_VARS = { STUN_URLS: 'none' };
+
+/**
+ * Start the Worker on local workerd. Resolves when it answers HTTP.
+ * `vars` override wrangler.toml [vars] (and may carry secrets such as TURN_SECRET, as `wrangler dev` allows).
+ * `command` prefixes the process (e.g. `['ip', 'netns', 'exec', ns]`); the root namespace cannot reach into
+ * another namespace, so readiness is then taken from wrangler's "Ready on" line instead of an HTTP probe.
+ */
+export async function startWorker({ port, ip = '127.0.0.1', persistDir, onLine, vars = {}, command = [] } = {}) {
   const listenPort = port ?? (await freePort());
   const args = [
     join(repoRoot, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
     'dev',
     '--port', String(listenPort),
-    '--ip', '127.0.0.1',
+    '--ip', ip,
     '--persist-to', persistDir ?? join(repoRoot, '.state', 'wrangler'),
     '--show-interactive-dev-session=false',
   ];
-  const child = spawn(process.execPath, args, { cwd: repoRoot, env: wranglerEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = collectOutput(child, onLine);
-  const url = `http://127.0.0.1:${listenPort}`;
+  for (const [name, value] of Object.entries({ ...LOCAL_WORKER_VARS, ...vars })) args.push('--var', `${name}:${value}`);
+  const [program, ...prefix] = command.length > 0 ? [...command, process.execPath] : [process.execPath];
+  let readyLine = false;
+  const child = spawn(program, [...prefix, ...args], { cwd: repoRoot, env: wranglerEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = collectOutput(child, (line) => {
+    if (/Ready on http/.test(line)) readyLine = true;
+    onLine?.(line);
+  });
+  const url = `http://${ip}:${listenPort}`;
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output.join('\n')}`);
-    try {
-      const response = await fetch(url + '/', { signal: AbortSignal.timeout(1000) });
-      if (response.ok) return { url, port: listenPort, output, process: child, stop: () => stopProcessGroup(child) };
-    } catch {}
+    const handle = { url, port: listenPort, output, process: child, stop: () => stopProcessGroup(child) };
+    if (command.length > 0) {
+      if (readyLine) return handle;
+    } else {
+      try {
+        const response = await fetch(url + '/', { signal: AbortSignal.timeout(1000) });
+        if (response.ok) return handle;
+      } catch {}
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   await stopProcessGroup(child, 'SIGKILL');
@@ -97,12 +119,15 @@ export async function startWorker({ port, persistDir, onLine } = {}) {
 }
 
 /** Start the real rover sender. Resolves once it is connected to the signaling server. */
-export async function startSender({ server, roverId, args = [], onLine, readyTimeoutMs = 30_000 }) {
-  const child = spawn(
-    process.execPath,
-    [join(repoRoot, 'sender', 'bin', 'rover-sender.mjs'), '--server', server, '--rover', roverId, ...args],
-    { cwd: repoRoot, env: process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+export async function startSender({ server, roverId, args = [], onLine, readyTimeoutMs = 30_000, command = [], env = {} }) {
+  const senderArgs = [join(repoRoot, 'sender', 'bin', 'rover-sender.mjs'), '--server', server, '--rover', roverId, ...args];
+  const [program, ...prefix] = command.length > 0 ? [...command, process.execPath] : [process.execPath];
+  const child = spawn(program, [...prefix, ...senderArgs], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let resolveReady;
   const ready = new Promise((resolve) => (resolveReady = resolve));
   const output = collectOutput(child, (line) => {

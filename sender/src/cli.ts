@@ -23,6 +23,7 @@ async function main(): Promise<void> {
     roverId: config.roverId,
     token: config.token,
     iceServers: config.iceServers,
+    relayOnly: config.relayOnly,
     log,
     cameras: [{ id: config.cameraId, label: config.cameraLabel, source: config.source, video: config.video }],
   });

@@ -15,7 +15,10 @@ export interface ParsedConfig {
   source: SourcePreset;
   video: VideoSettings;
   token?: string;
+  /** Extra STUN/TURN URLs of the operator's own, besides the ones the Worker hands out per call. */
   iceServers: string[];
+  /** Send media only through TURN relays (locked-down networks). */
+  relayOnly: boolean;
   logLevel: LogLevel;
 }
 
@@ -45,7 +48,8 @@ export function buildProgram(): Command {
     .addOption(new Option('-f, --fps <n>', 'frames per second').env('ROVER_FPS').default(30).argParser(integer('fps', 1, 120)))
     .addOption(new Option('-b, --bitrate <kbps>', 'H.264 target bitrate in kbit/s').env('ROVER_BITRATE').default(2000).argParser(integer('bitrate', 50, 50_000)))
     .addOption(new Option('--token <token>', 'rover credential, sent in the Authorization header').env('ROVER_TOKEN'))
-    .addOption(new Option('--ice-server <url...>', 'STUN/TURN server URL(s), e.g. stun:stun.example.com:3478').env('ROVER_ICE_SERVERS').argParser(collect))
+    .addOption(new Option('--ice-server <url...>', 'extra STUN/TURN URL(s) besides those the server provides, e.g. stun:stun.example.com:3478').env('ROVER_ICE_SERVERS').argParser(collect))
+    .addOption(new Option('--relay-only', 'send video only through TURN relays, never directly (env: ROVER_RELAY_ONLY=1)').env('ROVER_RELAY_ONLY'))
     .addOption(new Option('--log-level <level>', 'log verbosity').env('ROVER_LOG_LEVEL').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', `\n${SOURCE_HELP}\n\nExamples:\n  rover-sender --server ws://127.0.0.1:8787 --rover demo\n  rover-sender -s https://rovers.example.com -r rover-7 -c v4l2:/dev/video0 -W 1280 -H 720 -f 30 -b 2500`)
     .showHelpAfterError('(run rover-sender --help for usage)')
@@ -80,6 +84,10 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
   const height = Number(options['height']);
   if (width % 2 !== 0 || height % 2 !== 0) throw new ConfigError('--width and --height must be even numbers (H.264 4:2:0)');
   const token = options['token'];
+  const iceServers = (options['iceServer'] as string[] | undefined) ?? [];
+  for (const url of iceServers) {
+    if (!/^(stun|turns?):/.test(url)) throw new ConfigError(`--ice-server "${url.slice(0, 80)}" must start with stun:, turn: or turns:`);
+  }
   return {
     server,
     roverId,
@@ -88,7 +96,8 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
     source,
     video: { width, height, fps: Number(options['fps']), bitrateKbps: Number(options['bitrate']) },
     token: typeof token === 'string' && token ? token : undefined,
-    iceServers: (options['iceServer'] as string[] | undefined) ?? [],
+    iceServers,
+    relayOnly: options['relayOnly'] === true,
     logLevel: options['logLevel'] as LogLevel,
   };
 }

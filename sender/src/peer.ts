@@ -5,6 +5,7 @@
 import nodeDataChannel from 'node-datachannel';
 import type { PeerConnection, RtcpSrReporter, RtpPacketizationConfig, Track } from 'node-datachannel';
 import type { IceCandidate } from '../../protocol/index.js';
+import type { DataChannelIceEntry } from './ice.js';
 import type { Logger } from './log.js';
 import { isRtcp, parseRtcp, type RtcpEvent } from './rtcp.js';
 
@@ -24,7 +25,8 @@ export interface CallOptions {
   cameraId: string;
   ssrc: number;
   cname: string;
-  iceServers: string[];
+  iceServers: DataChannelIceEntry[];
+  iceTransportPolicy: 'all' | 'relay';
   log: Logger;
   /** Send a signaling message for this call. */
   signal: (message: { type: 'offer'; sdp: string } | { type: 'candidate'; candidate: IceCandidate }) => void;
@@ -59,6 +61,7 @@ export class ViewerCall {
 
     this.pc = new PeerConnectionCtor(`viewer-${options.viewerId.slice(0, 8)}`, {
       iceServers: options.iceServers,
+      iceTransportPolicy: options.iceTransportPolicy,
       // Offers are made explicitly below, once the track exists.
       disableAutoNegotiation: true,
     });

@@ -3,9 +3,10 @@
  * watching viewer together.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { signalingUrl, type CameraInfo, type ServerToRover, type WatchingViewer } from '../../protocol/index.js';
+import { signalingUrl, type CameraInfo, type IceConfig, type ServerToRover, type WatchingViewer } from '../../protocol/index.js';
 import { backoffDelay } from './backoff.js';
 import { EncoderError, H264Encoder } from './encoder.js';
+import { canRelay, toDataChannelIce } from './ice.js';
 import type { Logger } from './log.js';
 import { H264_PAYLOAD_TYPE, ViewerCall } from './peer.js';
 import type { SourcePreset, VideoSettings } from './pipeline.js';
@@ -23,7 +24,9 @@ export interface SenderConfig {
   roverId: string;
   cameras: CameraConfig[];
   token?: string;
+  /** The operator's own STUN/TURN URLs, added to the ones the server provides for each call. */
   iceServers: string[];
+  relayOnly?: boolean;
   log: Logger;
 }
 
@@ -145,7 +148,7 @@ export class RoverSender {
         this.reconcileViewers(message.viewers);
         return;
       case 'viewer-join':
-        this.startCall(message.viewerId, message.cameraId);
+        this.startCall(message.viewerId, message.cameraId, message.ice);
         return;
       case 'viewer-leave':
         this.calls.get(message.viewerId)?.close('viewer left');
@@ -173,39 +176,44 @@ export class RoverSender {
    * start calls for waiting viewers that have none, and drop calls for viewers that are gone.
    */
   private reconcileViewers(viewers: WatchingViewer[]): void {
-    const waiting = new Map(viewers.map((viewer) => [viewer.viewerId, viewer.cameraId]));
+    const waiting = new Map(viewers.map((viewer) => [viewer.viewerId, viewer]));
     for (const call of [...this.calls.values()]) {
       if (!waiting.has(call.viewerId)) call.close('viewer no longer connected');
     }
-    for (const [viewerId, cameraId] of waiting) {
+    for (const { viewerId, cameraId, ice } of waiting.values()) {
       const existing = this.calls.get(viewerId);
       if (existing?.isConnected && existing.cameraId === cameraId) continue;
-      this.startCall(viewerId, cameraId);
+      this.startCall(viewerId, cameraId, ice);
     }
   }
 
-  private startCall(viewerId: string, cameraId: string): void {
+  private startCall(viewerId: string, cameraId: string, serverIce: IceConfig): void {
     const camera = this.cameras.get(cameraId);
     this.calls.get(viewerId)?.close('replaced by a new call');
     const callId = randomBytes(9).toString('base64url');
-    if (!camera || !camera.live) {
-      this.signaling.send({
-        type: 'hangup',
-        viewerId,
-        callId,
-        reason: camera ? 'camera unavailable' : `no camera "${cameraId}"`,
-      });
+    const ice = toDataChannelIce(serverIce, this.config.iceServers, this.config.relayOnly);
+    let refusal: string | undefined;
+    if (!camera) refusal = `no camera "${cameraId}"`;
+    else if (!camera.live) refusal = 'camera unavailable';
+    else if (ice.iceTransportPolicy === 'relay' && !canRelay(ice)) {
+      refusal = 'the rover only sends video through a TURN relay, and none is configured';
+      this.config.log.error('relay-only, but neither the server nor --ice-server provides TURN: calls cannot connect');
+    }
+    if (!camera || refusal !== undefined) {
+      this.signaling.send({ type: 'hangup', viewerId, callId, reason: refusal ?? 'camera unavailable' });
       return;
     }
     const log = this.config.log.child({ viewer: viewerId.slice(0, 8), call: callId });
-    log.info('starting call', { camera: cameraId });
+    log.info('starting call', { camera: cameraId, relayOnly: ice.iceTransportPolicy === 'relay', turn: canRelay(ice) });
+    if (ice.skipped.length > 0) log.debug('unusable ICE servers skipped', { skipped: ice.skipped.join('; ') });
     const call = new ViewerCall({
       viewerId,
       callId,
       cameraId,
       ssrc: camera.ssrc,
       cname: this.cname,
-      iceServers: this.config.iceServers,
+      iceServers: ice.iceServers,
+      iceTransportPolicy: ice.iceTransportPolicy,
       log,
       signal: (message) => {
         if (message.type === 'offer') this.signaling.send({ type: 'offer', viewerId, callId, cameraId, sdp: message.sdp });

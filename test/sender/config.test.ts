@@ -53,6 +53,7 @@ describe('sender config', () => {
       video: { width: 1280, height: 720, fps: 30, bitrateKbps: 2000 },
       token: undefined,
       iceServers: [],
+      relayOnly: false,
       logLevel: 'info',
     });
   });
@@ -71,6 +72,7 @@ describe('sender config', () => {
       '--token', 's3cret',
       '--ice-server', 'stun:stun.example.com:3478',
       '--ice-server', 'turn:turn.example.com:3478,turns:turn.example.com:5349',
+      '--relay-only',
       '--log-level', 'debug',
     ]);
     expect(config).toEqual({
@@ -82,6 +84,7 @@ describe('sender config', () => {
       video: { width: 640, height: 480, fps: 15, bitrateKbps: 800 },
       token: 's3cret',
       iceServers: ['stun:stun.example.com:3478', 'turn:turn.example.com:3478', 'turns:turn.example.com:5349'],
+      relayOnly: true,
       logLevel: 'debug',
     });
   });
@@ -96,6 +99,10 @@ describe('sender config', () => {
 
   it('a variadic --ice-server takes several URLs', () => {
     expect(parse([...REQUIRED, '--ice-server', 'stun:a.example', 'stun:b.example']).iceServers).toEqual(['stun:a.example', 'stun:b.example']);
+  });
+
+  it('refuses --ice-server entries that are not STUN/TURN URLs', () => {
+    expect(configError([...REQUIRED, '--ice-server', 'http://stun.example.com']).message).toMatch(/must start with stun:, turn: or turns:/);
   });
 
   it('the camera label is cut to 64 characters; an empty token is no token', () => {
@@ -116,6 +123,7 @@ describe('sender config', () => {
       ROVER_FPS: '25',
       ROVER_BITRATE: '4000',
       ROVER_TOKEN: 'tok',
+      ROVER_RELAY_ONLY: '1',
       ROVER_ICE_SERVERS: 'stun:a.example, stun:b.example',
       ROVER_LOG_LEVEL: 'warn',
     });
@@ -128,6 +136,7 @@ describe('sender config', () => {
       video: { width: 1920, height: 1080, fps: 25, bitrateKbps: 4000 },
       token: 'tok',
       iceServers: ['stun:a.example', 'stun:b.example'],
+      relayOnly: true,
       logLevel: 'warn',
     });
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseMessage, PROTOCOL_VERSION, ServerToRover, signalingUrl, ViewerToServer } from '../../protocol/index.js';
+import { NO_ICE_SERVERS, parseMessage, PROTOCOL_VERSION, ServerToRover, signalingUrl, ViewerToServer } from '../../protocol/index.js';
 
 describe('signalingUrl', () => {
   it('converts http → ws and https → wss, keeps ws and wss', () => {
@@ -34,8 +34,14 @@ describe('signalingUrl', () => {
 
 describe('parseMessage', () => {
   it('parses a valid message', () => {
-    const result = parseMessage(ServerToRover, JSON.stringify({ type: 'viewer-join', viewerId: 'v1', cameraId: 'main' }));
-    expect(result).toEqual({ ok: true, message: { type: 'viewer-join', viewerId: 'v1', cameraId: 'main' } });
+    const message = { type: 'viewer-join', viewerId: 'v1', cameraId: 'main', ice: NO_ICE_SERVERS };
+    expect(parseMessage(ServerToRover, JSON.stringify(message))).toEqual({ ok: true, message });
+  });
+
+  it('refuses ICE settings with malformed server URLs', () => {
+    const ice = { ...NO_ICE_SERVERS, iceServers: [{ urls: ['http://turn.example.com'] }] };
+    const result = parseMessage(ServerToRover, JSON.stringify({ type: 'viewer-join', viewerId: 'v1', cameraId: 'main', ice }));
+    expect(result).toMatchObject({ ok: false, code: 'bad-message', error: expect.stringMatching(/ice\.iceServers\.0\.urls\.0: must be a stun:/) });
   });
 
   it('bad JSON → bad-json, without echoing the input', () => {

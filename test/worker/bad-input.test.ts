@@ -8,6 +8,7 @@ import {
   uniqueRoverId,
   type RoverPeer,
   type ViewerPeer,
+  ANY_ICE,
 } from './helpers.js';
 
 afterEach(closeAllPeers);
@@ -47,7 +48,7 @@ async function expectViewerStillWorks(r: Room): Promise<void> {
 /** The rover's socket still works after the bad input, and no viewer saw anything but its own offer. */
 async function expectRoverStillWorks(r: Room): Promise<void> {
   r.rover.send({ type: 'offer', viewerId: r.viewerId, callId: 'call-ok', cameraId: 'main', sdp: 'v=0 still fine' });
-  expect(await r.viewer.next('offer')).toEqual({ type: 'offer', callId: 'call-ok', cameraId: 'main', sdp: 'v=0 still fine' });
+  expect(await r.viewer.next('offer')).toEqual({ type: 'offer', callId: 'call-ok', cameraId: 'main', sdp: 'v=0 still fine', ice: ANY_ICE });
   await r.bystander.expectNothing(0);
   await r.rover.expectNothing(0);
 }
@@ -142,7 +143,7 @@ describe('bad input from a viewer is answered with an error, and the socket stay
     const frame = paddedWatch(MAX_MESSAGE_BYTES);
     expect(new TextEncoder().encode(frame).byteLength).toBe(MAX_MESSAGE_BYTES);
     r.viewer.send(frame);
-    expect(await r.rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: r.viewerId, cameraId: 'main' });
+    expect(await r.rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: r.viewerId, cameraId: 'main', ice: ANY_ICE });
     await r.viewer.expectNothing(0);
   });
 
@@ -152,7 +153,7 @@ describe('bad input from a viewer is answered with an error, and the socket stay
     await r.viewer.nextError('unknown-camera');
     await r.rover.expectNothing(); // no viewer-join for a camera that does not exist
     r.viewer.send({ type: 'watch', cameraId: 'rear' });
-    expect(await r.rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: r.viewerId, cameraId: 'rear' });
+    expect(await r.rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: r.viewerId, cameraId: 'rear', ice: ANY_ICE });
   });
 
   it('a viewer answer or candidate while the rover is offline → rover-offline', async () => {

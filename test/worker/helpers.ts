@@ -16,6 +16,9 @@ import {
 
 export const ORIGIN = 'http://example.com';
 
+/** Matches the ICE settings the Worker attaches to every call (their content is tested in ice.test.ts). */
+export const ANY_ICE = expect.objectContaining({ iceServers: expect.any(Array), iceTransportPolicy: expect.any(String) });
+
 /** How long `next()` waits for a message that should come, and `expectNothing()` for one that should not. */
 export const MESSAGE_TIMEOUT_MS = 2_000;
 export const QUIET_MS = 150;

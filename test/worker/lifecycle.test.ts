@@ -2,7 +2,7 @@ import { runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CloseCode } from '../../protocol/index.js';
-import { camera, closeAllPeers, connectRover, joinedViewer, onlineRover, uniqueRoverId } from './helpers.js';
+import { camera, closeAllPeers, connectRover, joinedViewer, onlineRover, uniqueRoverId, ANY_ICE } from './helpers.js';
 
 afterEach(closeAllPeers);
 
@@ -30,8 +30,8 @@ describe('rover superseded by a newer connection', () => {
     expect(welcome.viewers).toHaveLength(2);
     expect(welcome.viewers).toEqual(
       expect.arrayContaining([
-        { viewerId: a.viewerId, cameraId: 'main' },
-        { viewerId: b.viewerId, cameraId: 'main' },
+        { viewerId: a.viewerId, cameraId: 'main', ice: ANY_ICE },
+        { viewerId: b.viewerId, cameraId: 'main', ice: ANY_ICE },
       ]),
     );
 
@@ -92,7 +92,7 @@ describe('rover superseded by a newer connection', () => {
     expect(inside.status).toBe(101);
     expect(inside.attachment).toMatchObject({ role: 'rover', superseded: true });
     expect(inside.received.map((text) => JSON.parse(text) as unknown)).toEqual([
-      { type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main' }] },
+      { type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main', ice: ANY_ICE }] },
     ]);
     expect((await old.rover.closed).code).toBe(CloseCode.Superseded);
 
@@ -139,11 +139,11 @@ describe('viewer leaves', () => {
 
     // A replacement rover is only asked to call the viewer still watching.
     const fresh = await connectRover(roverId, 'new rover');
-    expect((await fresh.next('welcome')).viewers).toEqual([{ viewerId: other.viewerId, cameraId: 'main' }]);
+    expect((await fresh.next('welcome')).viewers).toEqual([{ viewerId: other.viewerId, cameraId: 'main', ice: ANY_ICE }]);
 
     // Watching again after leaving works.
     viewer.send({ type: 'watch', cameraId: 'main' });
-    expect(await fresh.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId, cameraId: 'main' });
+    expect(await fresh.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId, cameraId: 'main', ice: ANY_ICE });
   });
 
   it('a viewer socket closing makes the rover get viewer-leave; later offers to it are unknown-viewer', async () => {

@@ -7,6 +7,7 @@ import {
   joinedViewer,
   onlineRover,
   uniqueRoverId,
+  ANY_ICE,
 } from './helpers.js';
 
 afterEach(closeAllPeers);
@@ -24,18 +25,18 @@ describe('relay and addressing', () => {
     expect(b.welcome.rover).toEqual({ online: true, cameras: [camera('main')] });
 
     a.viewer.send({ type: 'watch', cameraId: 'main' });
-    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: a.viewerId, cameraId: 'main' });
+    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: a.viewerId, cameraId: 'main', ice: ANY_ICE });
     b.viewer.send({ type: 'watch', cameraId: 'main' });
-    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: b.viewerId, cameraId: 'main' });
+    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId: b.viewerId, cameraId: 'main', ice: ANY_ICE });
 
     // Offer for A reaches only A.
     rover.send({ type: 'offer', viewerId: a.viewerId, callId: 'call-a1', cameraId: 'main', sdp: 'v=0 offer for A' });
-    expect(await a.viewer.next('offer')).toEqual({ type: 'offer', callId: 'call-a1', cameraId: 'main', sdp: 'v=0 offer for A' });
+    expect(await a.viewer.next('offer')).toEqual({ type: 'offer', callId: 'call-a1', cameraId: 'main', sdp: 'v=0 offer for A', ice: ANY_ICE });
     await b.viewer.expectNothing();
 
     // Offer for B reaches only B.
     rover.send({ type: 'offer', viewerId: b.viewerId, callId: 'call-b1', cameraId: 'main', sdp: 'v=0 offer for B' });
-    expect(await b.viewer.next('offer')).toEqual({ type: 'offer', callId: 'call-b1', cameraId: 'main', sdp: 'v=0 offer for B' });
+    expect(await b.viewer.next('offer')).toEqual({ type: 'offer', callId: 'call-b1', cameraId: 'main', sdp: 'v=0 offer for B', ice: ANY_ICE });
     await a.viewer.expectNothing();
 
     // Answers and candidates from a viewer reach the rover tagged with that viewer's id.
@@ -99,7 +100,7 @@ describe('join orders and rover presence', () => {
 
     const rover = await connectRover(roverId);
     const roverWelcome = await rover.next('welcome');
-    expect(roverWelcome).toEqual({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main' }] });
+    expect(roverWelcome).toEqual({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main', ice: ANY_ICE }] });
     expect(await viewer.next('rover-status')).toEqual({ type: 'rover-status', rover: { online: true, cameras: [] } });
 
     rover.send({ type: 'announce', cameras: [camera('main')] });
@@ -120,10 +121,10 @@ describe('join orders and rover presence', () => {
     await rover.expectNothing(); // connecting alone is not watching
 
     viewer.send({ type: 'watch', cameraId: 'rear' });
-    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId, cameraId: 'rear' });
+    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId, cameraId: 'rear', ice: ANY_ICE });
     // watch is idempotent "start or restart": again → another viewer-join.
     viewer.send({ type: 'watch', cameraId: 'main' });
-    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId, cameraId: 'main' });
+    expect(await rover.next('viewer-join')).toEqual({ type: 'viewer-join', viewerId, cameraId: 'main', ice: ANY_ICE });
   });
 
   it('tells viewers when the rover comes and goes, and reflects announced cameras', async () => {
@@ -171,7 +172,7 @@ describe('join orders and rover presence', () => {
     expect(await viewer.next('rover-status')).toEqual({ type: 'rover-status', rover: { online: false, cameras: [] } });
 
     const rover = await connectRover(roverId, 'rover again');
-    expect(await rover.next('welcome')).toMatchObject({ viewers: [{ viewerId, cameraId: 'main' }] });
+    expect(await rover.next('welcome')).toMatchObject({ viewers: [{ viewerId, cameraId: 'main', ice: ANY_ICE }] });
   });
 
   it('a viewer connecting before anyone else gets a well-formed welcome', async () => {

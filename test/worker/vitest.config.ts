@@ -24,6 +24,14 @@ export default defineConfig({
       wrangler: { configPath: `${repo}wrangler.toml` },
       // Nothing in wrangler.toml is remote: never try to start a remote proxy session (works offline).
       remoteBindings: false,
+      // TURN configured as in production (a coturn that is never contacted: tests only read credentials).
+      miniflare: {
+        bindings: {
+          TURN_URLS: 'turn:turn.test.invalid:3478?transport=udp turns:turn.test.invalid:5349?transport=tcp',
+          TURN_SECRET: 'worker-tests-turn-secret-0123456789',
+          TURN_TTL_SECONDS: '600',
+        },
+      },
     }),
   ],
   test: {

@@ -5,17 +5,29 @@
  */
 import {
   DEFAULT_CAMERA_ID,
+  hasTurn,
   PING_FRAME,
   ServerToViewer,
   CloseCode,
   parseMessage,
   signalingUrl,
   type IceCandidate,
+  type IceConfig,
   type RoverStatus,
   type ViewerToServer,
 } from '../../protocol/index.js';
 
 export type ViewerState = 'offline' | 'waiting' | 'connecting' | 'live' | 'failed';
+
+/** How the video reaches this browser: straight from the rover, or through a TURN relay. */
+export interface MediaPath {
+  kind: 'direct' | 'relayed';
+  /** ICE candidate types of the selected pair, e.g. "srflx" → "relay". */
+  local: string;
+  remote: string;
+  /** Transport between this browser and its side of the path ("udp", "tcp", or "tls" to the relay). */
+  protocol: string;
+}
 
 export interface ViewerStats {
   width: number;
@@ -24,6 +36,7 @@ export interface ViewerStats {
   bitrateKbps: number;
   framesDecoded: number;
   packetsLost: number;
+  path: MediaPath | null;
 }
 
 export interface ViewerClientOptions {
@@ -31,7 +44,10 @@ export interface ViewerClientOptions {
   server: string;
   roverId: string;
   cameraId?: string;
+  /** Extra STUN/TURN servers of the embedding app, added to those the server hands out for each call. */
   iceServers?: RTCIceServer[];
+  /** Only accept video through a TURN relay (never a direct path), e.g. to hide this browser's address. */
+  relayOnly?: boolean;
 }
 
 export interface ViewerClientEvents {
@@ -44,6 +60,8 @@ const HEARTBEAT_MS = 20_000;
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
 const STATS_INTERVAL_MS = 1_000;
+const RETRY_MIN_MS = 2_000;
+const RETRY_MAX_MS = 30_000;
 
 export class RoverViewerClient {
   readonly roverId: string;
@@ -54,6 +72,12 @@ export class RoverViewerClient {
 
   private readonly server: string;
   private readonly iceServers: RTCIceServer[];
+  private readonly relayOnly: boolean;
+  /** Calls that failed in a row: the next attempt waits longer. */
+  private failedCalls = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The selected path of the live call, from the latest stats sample. */
+  path: MediaPath | null = null;
   private readonly listeners = new Map<keyof ViewerClientEvents, Set<(event: never) => void>>();
   private socket: WebSocket | null = null;
   private wantWatch = false;
@@ -62,7 +86,7 @@ export class RoverViewerClient {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private statsTimer: ReturnType<typeof setInterval> | undefined;
-  private call: { id: string; pc: RTCPeerConnection; pendingCandidates: IceCandidate[]; remoteSet: boolean } | null = null;
+  private call: { id: string; pc: RTCPeerConnection; ice: IceConfig; pendingCandidates: IceCandidate[]; remoteSet: boolean } | null = null;
   /** Signaling is applied strictly in order: a candidate must never overtake its offer. */
   private inbox: Promise<void> = Promise.resolve();
   private lastStatsSample: { bytes: number; at: number } | null = null;
@@ -72,6 +96,7 @@ export class RoverViewerClient {
     this.roverId = options.roverId;
     this.cameraId = options.cameraId ?? DEFAULT_CAMERA_ID;
     this.iceServers = options.iceServers ?? [];
+    this.relayOnly = options.relayOnly ?? false;
   }
 
   on<K extends keyof ViewerClientEvents>(event: K, listener: (payload: ViewerClientEvents[K]) => void): () => void {
@@ -102,6 +127,8 @@ export class RoverViewerClient {
 
   disconnect(): void {
     this.wantWatch = false;
+    this.failedCalls = 0;
+    clearTimeout(this.retryTimer);
     this.send({ type: 'leave' });
     this.closeCall();
     this.setState(this.rover.online ? 'waiting' : 'offline', 'disconnected');
@@ -113,6 +140,7 @@ export class RoverViewerClient {
     this.wantWatch = false;
     this.closeCall();
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.retryTimer);
     clearInterval(this.heartbeatTimer);
     this.socket?.close(1000, 'viewer closed');
     this.socket = null;
@@ -171,10 +199,10 @@ export class RoverViewerClient {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
-  private sendWatch(): void {
+  private sendWatch(keepStatus = false): void {
     if (!this.wantWatch) return;
     this.send({ type: 'watch', cameraId: this.cameraId });
-    if (this.state !== 'live') {
+    if (this.state !== 'live' && !keepStatus) {
       this.setState(this.rover.online ? 'connecting' : 'offline', this.rover.online ? 'asking the rover for video…' : 'rover is offline; video starts when it connects');
     }
   }
@@ -197,7 +225,7 @@ export class RoverViewerClient {
         return;
       }
       case 'offer':
-        return this.acceptOffer(message.callId, message.sdp);
+        return this.acceptOffer(message.callId, message.sdp, message.ice);
       case 'candidate':
         return this.addRemoteCandidate(message.callId, message.candidate);
       case 'hangup':
@@ -218,13 +246,23 @@ export class RoverViewerClient {
 
   // ---------------------------------------------------------------- WebRTC
 
-  private async acceptOffer(callId: string, sdp: string): Promise<void> {
+  private async acceptOffer(callId: string, sdp: string, ice: IceConfig): Promise<void> {
     if (!this.wantWatch) return;
     // A new offer always wins: the rover restarted the call (its restart, or our `watch`).
     this.closeCall();
+    clearTimeout(this.retryTimer);
+    const iceServers = [...ice.iceServers, ...this.iceServers];
+    const relayOnly = this.relayOnly || ice.iceTransportPolicy === 'relay';
+    if (relayOnly && !iceServers.some((server) => [server.urls].flat().some((url) => url.startsWith('turn')))) {
+      // Nothing could ever connect: say so now instead of after a 30-second ICE timeout.
+      this.send({ type: 'leave' });
+      this.wantWatch = false;
+      this.fail('video is only allowed through a TURN relay, but no TURN server is configured. Ask the operator to set up TURN (README: "TURN relay").');
+      return;
+    }
     this.setState('connecting', 'negotiating video…');
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
-    const call = { id: callId, pc, pendingCandidates: [] as IceCandidate[], remoteSet: false };
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all', bundlePolicy: 'max-bundle' });
+    const call = { id: callId, pc, ice, pendingCandidates: [] as IceCandidate[], remoteSet: false };
     this.call = call;
 
     pc.ontrack = (event) => {
@@ -251,6 +289,7 @@ export class RoverViewerClient {
       if (this.call !== call) return;
       switch (pc.connectionState) {
         case 'connected':
+          this.failedCalls = 0;
           this.setState('live', 'receiving video');
           this.startStats();
           break;
@@ -258,10 +297,7 @@ export class RoverViewerClient {
           this.setState('connecting', 'connection interrupted, trying to recover…');
           break;
         case 'failed':
-          this.closeCall();
-          this.fail('the video connection failed (no network path between you and the rover). Retrying…');
-          // A fresh call may succeed once the network settles or the rover comes back.
-          setTimeout(() => this.call === null && this.wantWatch && this.sendWatch(), 2_000);
+          this.onCallFailed(call.ice);
           break;
       }
     };
@@ -294,9 +330,33 @@ export class RoverViewerClient {
     }
   }
 
+  /** ICE found no path. Explain it in words a person can act on, then retry with growing pauses. */
+  private onCallFailed(ice: IceConfig): void {
+    this.closeCall();
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.failedCalls++);
+    const retry = `Retrying in ${Math.round(delay / 1000)} s.`;
+    if (hasTurn(ice) || this.iceServers.length > 0) {
+      this.fail(
+        `No video path: neither a direct connection nor the TURN relay worked. Your network may block UDP; ` +
+          `a relay on TCP/TLS port 443 (turns:) usually gets through. ${retry}`,
+      );
+    } else {
+      this.fail(
+        `No direct network path between you and the rover (strict NATs or firewalls on both sides), and this ` +
+          `server offers no TURN relay. Ask the operator to configure TURN (README: "TURN relay"). ${retry}`,
+      );
+    }
+    clearTimeout(this.retryTimer);
+    // The failure text stays up until the new attempt's own state replaces it.
+    this.retryTimer = setTimeout(() => {
+      if (this.call === null && this.wantWatch) this.sendWatch(true);
+    }, delay);
+  }
+
   private closeCall(): void {
     const call = this.call;
     this.call = null;
+    this.path = null;
     clearInterval(this.statsTimer);
     this.lastStatsSample = null;
     if (call) {
@@ -316,6 +376,7 @@ export class RoverViewerClient {
     const pc = this.call?.pc;
     if (!pc) return;
     const report = await pc.getStats();
+    this.path = selectedPath(report);
     report.forEach((entry: RTCStats & Record<string, unknown>) => {
       if (entry.type !== 'inbound-rtp' || entry['kind'] !== 'video') return;
       const bytes = Number(entry['bytesReceived'] ?? 0);
@@ -330,6 +391,7 @@ export class RoverViewerClient {
         bitrateKbps: Math.round(bitrateKbps),
         framesDecoded: Number(entry['framesDecoded'] ?? 0),
         packetsLost: Number(entry['packetsLost'] ?? 0),
+        path: this.path,
       });
     });
   }
@@ -348,4 +410,26 @@ export class RoverViewerClient {
   private emit<K extends keyof ViewerClientEvents>(event: K, payload: ViewerClientEvents[K]): void {
     for (const listener of this.listeners.get(event) ?? []) (listener as (p: ViewerClientEvents[K]) => void)(payload);
   }
+}
+
+/** The selected candidate pair of a stats report, as direct or relayed (either end a TURN relay). */
+export function selectedPath(report: RTCStatsReport): MediaPath | null {
+  let pairId: string | undefined;
+  report.forEach((entry: RTCStats & Record<string, unknown>) => {
+    if (entry.type === 'transport' && typeof entry['selectedCandidatePairId'] === 'string') pairId = entry['selectedCandidatePairId'];
+  });
+  const pair = pairId ? (report.get(pairId) as Record<string, unknown> | undefined) : undefined;
+  if (!pair) return null;
+  const local = report.get(String(pair['localCandidateId'])) as Record<string, unknown> | undefined;
+  const remote = report.get(String(pair['remoteCandidateId'])) as Record<string, unknown> | undefined;
+  if (!local || !remote) return null;
+  const localType = String(local['candidateType'] ?? 'unknown');
+  const remoteType = String(remote['candidateType'] ?? 'unknown');
+  return {
+    kind: localType === 'relay' || remoteType === 'relay' ? 'relayed' : 'direct',
+    local: localType,
+    remote: remoteType,
+    // For a relay candidate, relayProtocol is how this browser reaches the TURN server.
+    protocol: String(local['relayProtocol'] ?? local['protocol'] ?? 'udp'),
+  };
 }

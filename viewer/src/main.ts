@@ -23,6 +23,7 @@ const stateBadge = element<HTMLElement>('state');
 const stateDetail = element<HTMLElement>('state-detail');
 const connectButton = element<HTMLButtonElement>('connect');
 const statsLine = element<HTMLElement>('stats');
+const pathBadge = element<HTMLElement>('path');
 element<HTMLElement>('rover-name').textContent = roverId;
 document.title = `${roverId} · Rover Live`;
 
@@ -36,6 +37,7 @@ if (!isValidRoverId(roverId)) {
     server: location.origin,
     roverId,
     cameraId: params.get('camera') ?? undefined,
+    relayOnly: params.get('relay') === '1',
   });
   // Test and embedding hook: lets automation read the client's state and peer connection.
   (window as unknown as { roverViewer: RoverViewerClient }).roverViewer = client;
@@ -57,7 +59,16 @@ if (!isValidRoverId(roverId)) {
   });
   client.on('stats', (s) => {
     statsLine.textContent = `${s.width}×${s.height} · ${s.fps.toFixed(0)} fps · ${s.bitrateKbps} kbit/s`;
+    renderPath();
   });
+  const renderPath = (): void => {
+    const path = client.state === 'live' ? client.path : null;
+    pathBadge.hidden = path === null;
+    pathBadge.dataset['path'] = path?.kind ?? '';
+    pathBadge.textContent = path === null ? '' : path.kind === 'relayed' ? `Relayed via TURN (${path.protocol})` : 'Direct';
+    pathBadge.title = path === null ? '' : `ICE pair: ${path.local} → ${path.remote}`;
+  };
+  client.on('state', renderPath);
 
   connectButton.addEventListener('click', () => {
     watching = !watching;
@@ -66,6 +77,7 @@ if (!isValidRoverId(roverId)) {
       client.disconnect();
       video.srcObject = null;
       statsLine.textContent = '';
+      renderPath();
     }
     render();
   });

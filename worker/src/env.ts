@@ -1,4 +1,6 @@
-export interface Env {
+import type { IceEnv } from './ice.js';
+
+export interface Env extends IceEnv {
   ROVER_ROOMS: DurableObjectNamespace<import('./room.js').RoverRoom>;
   ASSETS: Fetcher;
 }

@@ -21,15 +21,18 @@ import {
   ViewerToServer,
   type CameraInfo,
   type ErrorCode,
+  type IceConfig,
   type RoverStatus,
   type ServerToRover,
   type ServerToViewer,
   type WatchingViewer,
 } from '../../protocol/index.js';
 import type { Env } from './env.js';
+import { iceConfigFor, readIceSettings, type IceSettings } from './ice.js';
 
 interface RoverAttachment {
   role: 'rover';
+  roverId: string;
   connectionId: string;
   /** Set on the old socket when a newer rover connection takes over; its late messages are ignored. */
   superseded: boolean;
@@ -38,6 +41,7 @@ interface RoverAttachment {
 
 interface ViewerAttachment {
   role: 'viewer';
+  roverId: string;
   viewerId: string;
   /** The camera this viewer wants a call for; null when not watching. */
   cameraId: string | null;
@@ -49,25 +53,38 @@ const ROVER_TAG = 'rover';
 const VIEWER_TAG = 'viewer';
 const viewerTag = (viewerId: string): string => `viewer:${viewerId}`;
 
+/** Configuration problems already logged by this isolate (each is logged once, not per message). */
+const reportedProblems = new Set<string>();
+
 export class RoverRoom extends DurableObject<Env> {
+  private readonly ice: IceSettings;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // Heartbeats are answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    this.ice = readIceSettings(env);
+    for (const problem of this.ice.problems) {
+      if (reportedProblems.has(problem)) continue;
+      reportedProblems.add(problem);
+      log('ice configuration problem', { problem });
+    }
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const role = new URL(request.url).searchParams.get('role');
-    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket' || (role !== 'rover' && role !== 'viewer')) {
-      return new Response('Expected a WebSocket upgrade with role=rover or role=viewer.\n', { status: 400 });
+    const url = new URL(request.url);
+    const role = url.searchParams.get('role');
+    const roverId = decodeURIComponent(/^\/rovers\/([^/]+)\/ws$/.exec(url.pathname)?.[1] ?? '');
+    if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket' || (role !== 'rover' && role !== 'viewer') || !roverId) {
+      return new Response('Expected a WebSocket upgrade on /rovers/<id>/ws with role=rover or role=viewer.\n', { status: 400 });
     }
     const { 0: client, 1: server } = new WebSocketPair();
-    if (role === 'rover') this.acceptRover(server);
-    else this.acceptViewer(server);
+    if (role === 'rover') this.acceptRover(server, roverId);
+    else this.acceptViewer(server, roverId);
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  private acceptRover(socket: WebSocket): void {
+  private acceptRover(socket: WebSocket, roverId: string): void {
     for (const old of this.roverSockets()) {
       const attachment = readAttachment(old);
       if (attachment?.role === 'rover') old.serializeAttachment({ ...attachment, superseded: true });
@@ -76,6 +93,7 @@ export class RoverRoom extends DurableObject<Env> {
     this.ctx.acceptWebSocket(socket, [ROVER_TAG]);
     const attachment: RoverAttachment = {
       role: 'rover',
+      roverId,
       connectionId: crypto.randomUUID(),
       superseded: false,
       cameras: [],
@@ -86,15 +104,15 @@ export class RoverRoom extends DurableObject<Env> {
       type: 'welcome',
       role: 'rover',
       protocolVersion: PROTOCOL_VERSION,
-      viewers: this.watchingViewers(),
+      viewers: this.watchingViewers(roverId),
     } satisfies ServerToRover);
     this.broadcastStatus();
   }
 
-  private acceptViewer(socket: WebSocket): void {
+  private acceptViewer(socket: WebSocket, roverId: string): void {
     const viewerId = crypto.randomUUID();
     this.ctx.acceptWebSocket(socket, [VIEWER_TAG, viewerTag(viewerId)]);
-    socket.serializeAttachment({ role: 'viewer', viewerId, cameraId: null } satisfies ViewerAttachment);
+    socket.serializeAttachment({ role: 'viewer', roverId, viewerId, cameraId: null } satisfies ViewerAttachment);
     this.send(socket, {
       type: 'welcome',
       role: 'viewer',
@@ -167,13 +185,14 @@ export class RoverRoom extends DurableObject<Env> {
         log('rover announced cameras', { cameras: message.cameras.map((c) => c.id).join(',') });
         this.broadcastStatus();
         return;
-      case 'offer':
-        return this.forwardToViewer(socket, message.viewerId, {
-          type: 'offer',
-          callId: message.callId,
-          cameraId: message.cameraId,
-          sdp: message.sdp,
-        });
+      case 'offer': {
+        const viewer = this.viewerSocket(socket, message.viewerId);
+        if (!viewer) return;
+        // Fresh, short-lived credentials for exactly this call.
+        const ice = this.iceFor(rover.roverId, 'viewer', message.viewerId);
+        this.send(viewer, { type: 'offer', callId: message.callId, cameraId: message.cameraId, sdp: message.sdp, ice });
+        return;
+      }
       case 'candidate':
         return this.forwardToViewer(socket, message.viewerId, {
           type: 'candidate',
@@ -203,7 +222,10 @@ export class RoverRoom extends DurableObject<Env> {
           return;
         }
         socket.serializeAttachment({ ...viewer, cameraId: message.cameraId } satisfies ViewerAttachment);
-        if (rover) this.send(rover, { type: 'viewer-join', viewerId: viewer.viewerId, cameraId: message.cameraId });
+        if (rover) {
+          const ice = this.iceFor(viewer.roverId, 'rover', viewer.viewerId);
+          this.send(rover, { type: 'viewer-join', viewerId: viewer.viewerId, cameraId: message.cameraId, ice });
+        }
         return;
       }
       case 'leave':
@@ -250,12 +272,20 @@ export class RoverRoom extends DurableObject<Env> {
   }
 
   private forwardToViewer(roverSocket: WebSocket, viewerId: string, message: ServerToViewer): void {
+    const viewer = this.viewerSocket(roverSocket, viewerId);
+    if (viewer) this.send(viewer, message);
+  }
+
+  /** The addressed viewer's socket; tells the rover when there is none. */
+  private viewerSocket(roverSocket: WebSocket, viewerId: string): WebSocket | undefined {
     const viewer = this.ctx.getWebSockets(viewerTag(viewerId))[0];
-    if (!viewer) {
-      this.sendError(roverSocket, 'unknown-viewer', `no viewer "${viewerId}" is connected`);
-      return;
-    }
-    this.send(viewer, message);
+    if (!viewer) this.sendError(roverSocket, 'unknown-viewer', `no viewer "${viewerId}" is connected`);
+    return viewer;
+  }
+
+  /** ICE settings for one side of the call between this rover and one viewer (TURN username names both). */
+  private iceFor(roverId: string, side: 'rover' | 'viewer', viewerId: string): IceConfig {
+    return iceConfigFor(this.ice, `${roverId}.${side}.${viewerId.slice(0, 8)}`);
   }
 
   /** The rover's socket, if connected. `excluding` leaves out a socket that is closing. */
@@ -276,12 +306,13 @@ export class RoverRoom extends DurableObject<Env> {
     return { online: true, cameras: (readAttachment(rover) as RoverAttachment).cameras };
   }
 
-  private watchingViewers(): WatchingViewer[] {
+  private watchingViewers(roverId: string): WatchingViewer[] {
     const watching: WatchingViewer[] = [];
     for (const socket of this.ctx.getWebSockets(VIEWER_TAG)) {
       const attachment = readAttachment(socket);
       if (attachment?.role === 'viewer' && attachment.cameraId !== null) {
-        watching.push({ viewerId: attachment.viewerId, cameraId: attachment.cameraId });
+        const ice = this.iceFor(roverId, 'rover', attachment.viewerId);
+        watching.push({ viewerId: attachment.viewerId, cameraId: attachment.cameraId, ice });
       }
     }
     return watching;
