@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Debian/Ubuntu packages: GStreamer capture/encode + headers for the native addon, Chromium for tests, coturn. */
+/** Debian/Ubuntu packages: GStreamer capture/encode + headers for the native addon, Chromium, coturn and the NAT lab's tools for tests. */
 export const APT_PACKAGES = [
   'gstreamer1.0-tools',
   'gstreamer1.0-plugins-base',
@@ -18,12 +18,16 @@ export const APT_PACKAGES = [
   'gstreamer1.0-plugins-bad',
   'gstreamer1.0-plugins-ugly',
   'gstreamer1.0-libav',
+  // timeoverlay (the test pattern's clock) lives here; it is only a Recommends of plugins-good.
+  'gstreamer1.0-x',
   'libgstreamer1.0-dev',
   'libgstreamer-plugins-base1.0-dev',
   'chromium',
   'coturn',
   'iproute2',
   'iptables',
+  // The NAT lab's coturn gets a throwaway TLS certificate (turns:).
+  'openssl',
 ];
 
 function missingAptPackages() {

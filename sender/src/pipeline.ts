@@ -136,7 +136,7 @@ function vbvMillis(fps: number): number {
 /** Which Debian/Ubuntu package provides each element we may use. */
 export const ELEMENT_PACKAGES: Record<string, string> = {
   videotestsrc: 'gstreamer1.0-plugins-base',
-  timeoverlay: 'gstreamer1.0-plugins-base',
+  timeoverlay: 'gstreamer1.0-x',
   videoconvert: 'gstreamer1.0-plugins-base',
   videoscale: 'gstreamer1.0-plugins-base',
   videorate: 'gstreamer1.0-plugins-base',
