@@ -7,16 +7,11 @@
  */
 import { startSender, startWorker } from '../scripts/local-stack.mjs';
 import { connectAndTimeFirstFrame, launchBrowser, openViewer, waitForFrames } from '../test/e2e/browser.js';
+import { summary } from './summary.js';
 
 const runs = Number(process.env['RUNS'] ?? 20);
 const width = Number(process.env['WIDTH'] ?? 1280);
 const height = Number(process.env['HEIGHT'] ?? 720);
-
-function summary(label: string, values: number[]): string {
-  const sorted = [...values].sort((a, b) => a - b);
-  const pick = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return `${label.padEnd(28)} n=${sorted.length}  median=${pick(0.5).toFixed(0)} ms  p95=${pick(0.95).toFixed(0)} ms  best=${sorted[0]!.toFixed(0)} ms  worst=${sorted[sorted.length - 1]!.toFixed(0)} ms`;
-}
 
 const worker = await startWorker();
 const browser = await launchBrowser();

@@ -11,10 +11,11 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function launchBrowser(): Promise<Browser> {
+/** `executablePath` may be a wrapper, e.g. one that starts Chromium inside a network namespace. */
+export async function launchBrowser({ executablePath = CHROMIUM_PATH }: { executablePath?: string } = {}): Promise<Browser> {
   const profile = mkdtempSync(join(tmpdir(), 'rover-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM_PATH,
+    executablePath,
     headless: true,
     args: [
       '--no-sandbox',
