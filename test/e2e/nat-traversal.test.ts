@@ -56,8 +56,9 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
     expect(path.kind).toBe('relayed');
     expect(path.local === 'relay' || path.remote === 'relay').toBe(true);
     expect(await page.locator('#path').textContent()).toMatch(/^Relayed via TURN/);
-    // The sender's side of the pair is a relay too: symmetric NAT leaves nothing else.
-    expect(stack.sender.output.join("\n")).toMatch(/call state.*state=connected.*path=relay->/);
+    // The sender sees the same pair: one end is a relay (coturn's permissions are per IP, so one relay
+    // can be enough; the rover's end may then be its NAT's peer-reflexive mapping).
+    expect(stack.sender.output.join('\n')).toMatch(/call state.*state=connected.*path=(relay->\w+|\w+->relay)\//);
   });
 
   it('symmetric NATs without TURN: the call fails, and the viewer explains why and what helps', async () => {
@@ -105,5 +106,6 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
     const path = await waitForPath(page);
     expect(path).toMatchObject({ kind: 'relayed', local: 'relay', remote: 'relay' });
     expect(stack.sender.output.join('\n')).toMatch(/starting call.*relayOnly=true/);
+    expect(stack.sender.output.join('\n')).toMatch(/call state.*state=connected.*path=relay->relay\//);
   });
 });
