@@ -30,7 +30,7 @@ try {
     const samples: number[] = [];
     const paths = new Set<string>();
     for (let i = 0; i < runs; i++) {
-      const page = await openViewer(stack.browser, stack.baseUrl, stack.roverId);
+      const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId));
       await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'waiting');
       samples.push(await connectAndTimeFirstFrame(page, 30_000));
       await waitForFrames(page, 5, 5_000);

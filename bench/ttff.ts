@@ -19,17 +19,18 @@ const roverId = `bench-ttff-${process.pid}`;
 const sender = await startSender({
   server: worker.url.replace('http', 'ws'),
   roverId,
+  token: await worker.roverToken(roverId),
   args: ['--width', String(width), '--height', String(height), '--fps', '30', '--bitrate', '2000'],
 });
 try {
   const first: number[] = [];
   const second: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const page = await openViewer(browser, worker.url, roverId);
+    const page = await openViewer(browser, await worker.viewerLink(roverId));
     await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'waiting');
     first.push(await connectAndTimeFirstFrame(page));
     await waitForFrames(page, 5, 5_000);
-    const joiner = await openViewer(browser, worker.url, roverId);
+    const joiner = await openViewer(browser, await worker.viewerLink(roverId));
     await joiner.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'waiting');
     second.push(await connectAndTimeFirstFrame(joiner));
     await Promise.all([page.close(), joiner.close()]);

@@ -19,9 +19,23 @@ export const PROTOCOL_VERSION = 1;
 /** Largest accepted WebSocket message, in bytes (UTF-8). */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
+/**
+ * Clients send PING_FRAME at least this often. The server drops a socket that has sent no ping for its
+ * heartbeat timeout (default 75 s, several missed beats: background tabs throttle timers), because a
+ * peer that vanished without a close frame can otherwise look connected forever.
+ */
+export const HEARTBEAT_INTERVAL_MS = 15_000;
+
 /** Heartbeat frames. The Durable Object answers these without waking from hibernation. */
 export const PING_FRAME = '{"type":"ping"}';
 export const PONG_FRAME = '{"type":"pong"}';
+
+/**
+ * WebSocket subprotocols. Browsers cannot set headers on a WebSocket, so a viewer offers
+ * [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token] and the server answers SUBPROTOCOL. (Tokens: protocol/auth.ts.)
+ */
+export const SUBPROTOCOL = 'rover-live.v1';
+export const TOKEN_SUBPROTOCOL_PREFIX = 'token.';
 
 /** Rover ids: 1–64 of [a-z0-9-_], starting with a letter or digit. Case-sensitive, so `Demo` is refused. */
 export const ROVER_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -135,6 +149,10 @@ export const CloseCode = {
   BadRequest: 4400,
   /** Protocol version not supported by this server. */
   UnsupportedVersion: 4426,
+  /** No heartbeat for too long: the server assumes the peer is gone. */
+  HeartbeatTimeout: 4408,
+  /** The client sent messages faster than its limit allows; reconnect after a pause. */
+  RateLimited: 4429,
 } as const;
 
 export const ErrorCode = z.enum([

@@ -4,11 +4,24 @@ export const repoRoot: string;
 export function wranglerEnv(extra?: Record<string, string>): NodeJS.ProcessEnv;
 export function freePort(): Promise<number>;
 
+export interface WorkerSecrets {
+  ROVER_TOKEN_SECRET: string;
+  VIEWER_TOKEN_SECRET: string;
+  ADMIN_TOKEN: string;
+}
+export function generateSecrets(): WorkerSecrets;
+export function devSecrets(): WorkerSecrets;
+
 export interface WorkerHandle {
   url: string;
   port: number;
   output: string[];
   process: ChildProcess;
+  secrets: WorkerSecrets;
+  roverToken(roverId: string, ttlSeconds?: number): Promise<string>;
+  viewerToken(roverId: string, ttlSeconds?: number): Promise<string>;
+  /** `<url>/rovers/<id>#access=<viewer token>` */
+  viewerLink(roverId: string, ttlSeconds?: number): Promise<string>;
   stop(): Promise<void>;
 }
 export const LOCAL_WORKER_VARS: Record<string, string>;
@@ -22,6 +35,8 @@ export function startWorker(options?: {
   vars?: Record<string, string>;
   /** Command prefix, e.g. ['ip', 'netns', 'exec', 'ns1']. */
   command?: string[];
+  /** Token secrets (default: fresh random ones). */
+  secrets?: WorkerSecrets;
 }): Promise<WorkerHandle>;
 
 export interface SenderHandle {
@@ -33,6 +48,8 @@ export interface SenderHandle {
 export function startSender(options: {
   server: string;
   roverId: string;
+  /** Rover token (ROVER_TOKEN in the sender's environment). */
+  token?: string;
   args?: string[];
   onLine?: (line: string) => void;
   readyTimeoutMs?: number;

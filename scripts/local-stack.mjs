@@ -1,12 +1,36 @@
 // Starts the real parts of the local stack as child processes: workerd (via `wrangler dev`) and the
 // rover sender. Shared by `npm start` and the end-to-end tests, so both run exactly the same thing.
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tsImport } from 'tsx/esm/api';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The token module (TypeScript, shared with the Worker): minting here is exactly what the Worker verifies. */
+const auth = await tsImport('../protocol/auth.ts', import.meta.url);
+
+/** Fresh random secrets for a local Worker: auth is on in every mode, local ones included. */
+export function generateSecrets() {
+  const secret = () => randomBytes(32).toString('base64url');
+  return { ROVER_TOKEN_SECRET: secret(), VIEWER_TOKEN_SECRET: secret(), ADMIN_TOKEN: secret() };
+}
+
+/**
+ * Secrets of the `npm start` stack, kept in .state/dev-secrets.json (mode 0600) so printed viewer links
+ * survive a restart. Delete the file to revoke every link and token it signed.
+ */
+export function devSecrets() {
+  const file = join(repoRoot, '.state', 'dev-secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  mkdirSync(dirname(file), { recursive: true });
+  const secrets = generateSecrets();
+  writeFileSync(file, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 });
+  return secrets;
+}
 
 /** Wrangler keeps its state inside the repo, sends no metrics and needs no login. */
 export function wranglerEnv(extra = {}) {
@@ -81,8 +105,14 @@ export const LOCAL_WORKER_VARS = { STUN_URLS: 'none' };
  * `command` prefixes the process (e.g. `['ip', 'netns', 'exec', ns]`); the root namespace cannot reach into
  * another namespace, so readiness is then taken from wrangler's "Ready on" line instead of an HTTP probe.
  */
-export async function startWorker({ port, ip = '127.0.0.1', persistDir, onLine, vars = {}, command = [] } = {}) {
+export async function startWorker({ port, ip = '127.0.0.1', persistDir, onLine, vars = {}, command = [], secrets = generateSecrets() } = {}) {
   const listenPort = port ?? (await freePort());
+  // Vars and secrets go through an env file (mode 0600), not argv: command lines are world-readable.
+  mkdirSync(join(repoRoot, '.state', 'tmp'), { recursive: true });
+  const envDir = mkdtempSync(join(repoRoot, '.state', 'tmp', 'worker-env-'));
+  const envFile = join(envDir, '.env');
+  const settings = { ...LOCAL_WORKER_VARS, ...secrets, ...vars };
+  writeFileSync(envFile, Object.entries(settings).map(([name, value]) => `${name}=${JSON.stringify(String(value))}`).join('\n') + '\n', { mode: 0o600 });
   const args = [
     join(repoRoot, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
     'dev',
@@ -90,8 +120,8 @@ export async function startWorker({ port, ip = '127.0.0.1', persistDir, onLine, 
     '--ip', ip,
     '--persist-to', persistDir ?? join(repoRoot, '.state', 'wrangler'),
     '--show-interactive-dev-session=false',
+    '--env-file', envFile,
   ];
-  for (const [name, value] of Object.entries({ ...LOCAL_WORKER_VARS, ...vars })) args.push('--var', `${name}:${value}`);
   const [program, ...prefix] = command.length > 0 ? [...command, process.execPath] : [process.execPath];
   let readyLine = false;
   const child = spawn(program, [...prefix, ...args], { cwd: repoRoot, env: wranglerEnv(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -103,7 +133,22 @@ export async function startWorker({ port, ip = '127.0.0.1', persistDir, onLine, 
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output.join('\n')}`);
-    const handle = { url, port: listenPort, output, process: child, stop: () => stopProcessGroup(child) };
+    const handle = {
+      url,
+      port: listenPort,
+      output,
+      process: child,
+      secrets,
+      roverToken: async (roverId, ttlSeconds = 3600) => (await auth.mintToken('rover', roverId, secrets.ROVER_TOKEN_SECRET, ttlSeconds)).token,
+      viewerToken: async (roverId, ttlSeconds = 3600) => (await auth.mintToken('viewer', roverId, secrets.VIEWER_TOKEN_SECRET, ttlSeconds)).token,
+      /** The link an operator opens: the token rides in the fragment, which browsers never send to servers. */
+      viewerLink: async (roverId, ttlSeconds = 3600) =>
+        `${url}/rovers/${roverId}#access=${(await auth.mintToken('viewer', roverId, secrets.VIEWER_TOKEN_SECRET, ttlSeconds)).token}`,
+      stop: async () => {
+        await stopProcessGroup(child);
+        rmSync(envDir, { recursive: true, force: true });
+      },
+    };
     if (command.length > 0) {
       if (readyLine) return handle;
     } else {
@@ -115,16 +160,18 @@ export async function startWorker({ port, ip = '127.0.0.1', persistDir, onLine, 
     await new Promise((r) => setTimeout(r, 250));
   }
   await stopProcessGroup(child, 'SIGKILL');
+  rmSync(envDir, { recursive: true, force: true });
   throw new Error(`wrangler dev did not answer on ${url} within 60 s:\n${output.join('\n')}`);
 }
 
 /** Start the real rover sender. Resolves once it is connected to the signaling server. */
-export async function startSender({ server, roverId, args = [], onLine, readyTimeoutMs = 30_000, command = [], env = {} }) {
+/** `token`: the rover token, passed in the environment (ROVER_TOKEN), not argv. */
+export async function startSender({ server, roverId, token, args = [], onLine, readyTimeoutMs = 30_000, command = [], env = {} }) {
   const senderArgs = [join(repoRoot, 'sender', 'bin', 'rover-sender.mjs'), '--server', server, '--rover', roverId, ...args];
   const [program, ...prefix] = command.length > 0 ? [...command, process.execPath] : [process.execPath];
   const child = spawn(program, [...prefix, ...senderArgs], {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...(token ? { ROVER_TOKEN: token } : {}), ...env },
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

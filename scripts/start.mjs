@@ -1,25 +1,30 @@
 #!/usr/bin/env node
 // `npm start`: the local stack. Worker on workerd (port 8787 unless PORT is set), a sender for rover
 // `demo` (test pattern unless ROVER_SOURCE says otherwise, e.g. v4l2:/dev/video0), and the viewer URL.
-import { startSender, startWorker } from './local-stack.mjs';
+import { devSecrets, startSender, startWorker } from './local-stack.mjs';
 
 const port = Number(process.env.PORT ?? 8787);
+const linkTtlSeconds = 12 * 3600;
 const roverId = process.env.ROVER_ID ?? 'demo';
 const source = process.env.ROVER_SOURCE ?? 'test';
 
 console.log(`[start] starting the Worker on http://127.0.0.1:${port} (local workerd)…`);
-const worker = await startWorker({ port, onLine: (line) => console.log(`[worker] ${line}`) });
+// Auth is on here too: the stack has its own secrets (.state/dev-secrets.json), and the printed link carries access.
+const worker = await startWorker({ port, secrets: devSecrets(), onLine: (line) => console.log(`[worker] ${line}`) });
 console.log(`[start] starting the sender for rover "${roverId}" (source: ${source})…`);
 const sender = await startSender({
   server: worker.url.replace('http', 'ws'),
   roverId,
+  token: await worker.roverToken(roverId, 7 * 24 * 3600),
   args: ['--source', source],
   onLine: (line) => console.log(`[sender] ${line}`),
 });
 
 console.log(`
   Rover Live is running.
-  Viewer:  ${worker.url}/rovers/${roverId}?autoconnect=1
+  Viewer link (valid 12 h; it carries access, share it only with people who may watch):
+    ${(await worker.viewerLink(roverId, linkTtlSeconds)).replace('#', '?autoconnect=1#')}
+  More links: npm run token -- viewer --rover ${roverId} --server ${worker.url}
   Press Ctrl-C to stop.
 `);
 

@@ -2,6 +2,7 @@
  * Command line and environment → validated sender configuration. Pure (no I/O), so it is unit-tested.
  * Every flag has an environment variable, so a systemd unit can use an EnvironmentFile.
  */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CAMERA_ID, isValidRoverId } from '../../protocol/index.js';
 import type { LogLevel } from './log.js';
@@ -14,7 +15,8 @@ export interface ParsedConfig {
   cameraLabel: string;
   source: SourcePreset;
   video: VideoSettings;
-  token?: string;
+  /** This rover's token (JWT from `npm run token -- rover`), sent as Authorization: Bearer. */
+  token: string;
   /** Extra STUN/TURN URLs of the operator's own, besides the ones the Worker hands out per call. */
   iceServers: string[];
   /** Send media only through TURN relays (locked-down networks). */
@@ -47,7 +49,8 @@ export function buildProgram(): Command {
     .addOption(new Option('-H, --height <px>', 'video height').env('ROVER_HEIGHT').default(720).argParser(integer('height', 16, 4320)))
     .addOption(new Option('-f, --fps <n>', 'frames per second').env('ROVER_FPS').default(30).argParser(integer('fps', 1, 120)))
     .addOption(new Option('-b, --bitrate <kbps>', 'H.264 target bitrate in kbit/s').env('ROVER_BITRATE').default(2000).argParser(integer('bitrate', 50, 50_000)))
-    .addOption(new Option('--token <token>', 'rover credential, sent in the Authorization header').env('ROVER_TOKEN'))
+    .addOption(new Option('--token <token>', 'this rover\'s token (prefer the env var or --token-file: argv is visible to other users)').env('ROVER_TOKEN'))
+    .addOption(new Option('--token-file <path>', 'read the rover token from a file (e.g. a systemd credential)').env('ROVER_TOKEN_FILE'))
     .addOption(new Option('--ice-server <url...>', 'extra STUN/TURN URL(s) besides those the server provides, e.g. stun:stun.example.com:3478').env('ROVER_ICE_SERVERS').argParser(collect))
     .addOption(new Option('--relay-only', 'send video only through TURN relays, never directly (env: ROVER_RELAY_ONLY=1)').env('ROVER_RELAY_ONLY'))
     .addOption(new Option('--log-level <level>', 'log verbosity').env('ROVER_LOG_LEVEL').choices(['debug', 'info', 'warn', 'error']).default('info'))
@@ -83,7 +86,16 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
   const width = Number(options['width']);
   const height = Number(options['height']);
   if (width % 2 !== 0 || height % 2 !== 0) throw new ConfigError('--width and --height must be even numbers (H.264 4:2:0)');
-  const token = options['token'];
+  const token = typeof options['token'] === 'string' ? options['token'].trim() : '';
+  if (!token) {
+    throw new ConfigError(
+      `a rover token is required: set ROVER_TOKEN, --token-file or --token (mint one with: npm run token -- rover --rover ${roverId})`,
+    );
+  }
+  // A JWT is three base64url parts: catch a pasted secret, URL or viewer link early.
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) {
+    throw new ConfigError('the rover token is malformed: expected the token printed by `npm run token -- rover` (xxxxx.yyyyy.zzzzz)');
+  }
   const iceServers = (options['iceServer'] as string[] | undefined) ?? [];
   for (const url of iceServers) {
     if (!/^(stun|turns?):/.test(url)) throw new ConfigError(`--ice-server "${url.slice(0, 80)}" must start with stun:, turn: or turns:`);
@@ -95,7 +107,7 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
     cameraLabel: String(options['cameraLabel']).slice(0, 64),
     source,
     video: { width, height, fps: Number(options['fps']), bitrateKbps: Number(options['bitrate']) },
-    token: typeof token === 'string' && token ? token : undefined,
+    token,
     iceServers,
     relayOnly: options['relayOnly'] === true,
     logLevel: options['logLevel'] as LogLevel,
@@ -106,5 +118,13 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
 export function parseArgs(argv: string[]): ParsedConfig {
   const program = buildProgram();
   program.parse(argv, { from: 'user' });
-  return toConfig(program.opts());
+  const options = program.opts();
+  if (!options['token'] && typeof options['tokenFile'] === 'string') {
+    try {
+      options['token'] = readFileSync(options['tokenFile'], 'utf8');
+    } catch (error) {
+      throw new ConfigError(`cannot read --token-file ${options['tokenFile']}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  }
+  return toConfig(options);
 }

@@ -50,13 +50,15 @@ const FRAME_COUNTER_SCRIPT = `(() => {
 })()`;
 
 /**
- * Open a rover's viewer page and install a frame counter on its <video>: requestVideoFrameCallback fires
+ * Open a viewer link (as an operator would) and install a frame counter on its <video>: requestVideoFrameCallback fires
  * once per frame presented, independent of the app's own code, so the test checks what a person sees.
  */
-export async function openViewer(browser: Browser, baseUrl: string, roverId: string, query = ''): Promise<Page> {
+export async function openViewer(browser: Browser, link: string, query = ''): Promise<Page> {
   const page = await browser.context.newPage();
-  page.on('pageerror', (error) => console.error(`[page ${roverId}] ${error.message}`));
-  await page.goto(`${baseUrl}/rovers/${roverId}${query}`);
+  const url = new URL(link); // e.g. http://127.0.0.1:8787/rovers/demo#access=<viewer token>
+  url.search = query;
+  page.on('pageerror', (error) => console.error(`[page ${url.pathname}] ${error.message}`));
+  await page.goto(url.toString());
   await page.evaluate(FRAME_COUNTER_SCRIPT);
   return page;
 }

@@ -26,6 +26,8 @@ export interface LabStackOptions {
   senderArgs?: string[];
   roverId?: string;
   videoArgs?: string[];
+  /** Extra Worker vars (e.g. HEARTBEAT_TIMEOUT_SECONDS). */
+  workerVars?: Record<string, string>;
 }
 
 export interface LabStack {
@@ -95,6 +97,7 @@ export async function startLabStack(lab: Lab, options: LabStackOptions): Promise
         STUN_URLS: `stun:${srv}:${LAB_TURN_PORT}`,
         TURN_URLS: options.turn ? `turn:${srv}:${LAB_TURN_PORT}?transport=udp turns:${srv}:${LAB_TURNS_PORT}?transport=tcp` : '',
         TURN_SECRET: options.turn ? LAB_TURN_SECRET : '',
+        ...options.workerVars,
       },
     });
     started.push(() => worker.stop());
@@ -102,6 +105,7 @@ export async function startLabStack(lab: Lab, options: LabStackOptions): Promise
     const sender = await startSender({
       server: baseUrl.replace('http', 'ws'),
       roverId,
+      token: await worker.roverToken(roverId),
       command: ['ip', 'netns', 'exec', lab.namespaces.rover],
       args: [...(options.videoArgs ?? ['--width', '640', '--height', '360', '--fps', '30', '--bitrate', '800']), ...(options.senderArgs ?? [])],
     });

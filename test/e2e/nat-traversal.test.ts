@@ -46,7 +46,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
   it('symmetric NATs with TURN: video plays through a relay, and the viewer says so', async () => {
     lab = await createLab({ nat: 'symmetric' });
     stack = await startLabStack(lab, { turn: true });
-    const page = await openViewer(stack.browser, stack.baseUrl, stack.roverId, '?autoconnect=1');
+    const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
     await waitForFrames(page, 30, 30_000);
     // Frames keep coming, not just a first burst.
     await waitForFrames(page, 30, 5_000);
@@ -64,7 +64,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
   it('symmetric NATs without TURN: the call fails, and the viewer explains why and what helps', async () => {
     lab = await createLab({ nat: 'symmetric' });
     stack = await startLabStack(lab, { turn: false });
-    const page = await openViewer(stack.browser, stack.baseUrl, stack.roverId);
+    const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId));
     // Record every state the viewer goes through, then connect.
     await page.evaluate(`(() => {
       window.statesSeen = [];
@@ -89,7 +89,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
   it('cone NATs without TURN: video plays over a direct path (the topology is fair)', async () => {
     lab = await createLab({ nat: 'cone' });
     stack = await startLabStack(lab, { turn: false });
-    const page = await openViewer(stack.browser, stack.baseUrl, stack.roverId, '?autoconnect=1');
+    const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
     await waitForFrames(page, 30, 30_000);
     const path = await waitForPath(page);
     expect(path).toMatchObject({ kind: 'direct' });
@@ -101,7 +101,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
   it('relay-only on both sides: media goes through TURN even where a direct path exists', async () => {
     lab = await createLab({ nat: 'cone' });
     stack = await startLabStack(lab, { turn: true, senderArgs: ['--relay-only'] });
-    const page = await openViewer(stack.browser, stack.baseUrl, stack.roverId, '?autoconnect=1&relay=1');
+    const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1&relay=1');
     await waitForFrames(page, 30, 30_000);
     const path = await waitForPath(page);
     expect(path).toMatchObject({ kind: 'relayed', local: 'relay', remote: 'relay' });

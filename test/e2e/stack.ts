@@ -14,5 +14,10 @@ export async function startLocalWorker(): Promise<WorkerHandle> {
 }
 
 export async function startRover(worker: WorkerHandle, roverId: string, extraArgs: string[] = []): Promise<SenderHandle> {
-  return startSender({ server: worker.url.replace('http', 'ws'), roverId, args: [...VIDEO_ARGS, ...extraArgs] });
+  return startSender({
+    server: worker.url.replace('http', 'ws'),
+    roverId,
+    token: await worker.roverToken(roverId),
+    args: [...VIDEO_ARGS, ...extraArgs],
+  });
 }

@@ -30,7 +30,7 @@ async function rover(roverId: string): Promise<SenderHandle> {
 describe('live video in a real browser', () => {
   it('plays when the viewer opens the page before the sender connects', async () => {
     const roverId = uniqueRoverId('viewer-first');
-    const page = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    const page = await openViewer(browser, await worker.viewerLink(roverId), '?autoconnect=1');
     await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'offline');
     expect(await page.textContent('#state-detail')).toContain('offline');
 
@@ -47,7 +47,7 @@ describe('live video in a real browser', () => {
   it('plays when the sender is already streaming before the viewer connects, and shows stats', async () => {
     const roverId = uniqueRoverId('sender-first');
     await rover(roverId);
-    const page = await openViewer(browser, worker.url, roverId);
+    const page = await openViewer(browser, await worker.viewerLink(roverId));
     await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'waiting');
     const ttff = await connectAndTimeFirstFrame(page);
     await waitForFrames(page, 60, 10_000);
@@ -61,9 +61,9 @@ describe('live video in a real browser', () => {
   it('serves a second viewer while the first keeps playing, and frees each call when its viewer leaves', async () => {
     const roverId = uniqueRoverId('two-viewers');
     const sender = await rover(roverId);
-    const first = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    const first = await openViewer(browser, await worker.viewerLink(roverId), '?autoconnect=1');
     await waitForFrames(first, 30, 10_000);
-    const second = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    const second = await openViewer(browser, await worker.viewerLink(roverId), '?autoconnect=1');
     // Both must keep advancing at the same time.
     await Promise.all([waitForFrames(first, 60, 10_000), waitForFrames(second, 60, 10_000)]);
     expect((await probe(second)).width).toBe(640);
@@ -82,7 +82,7 @@ describe('live video in a real browser', () => {
   it('recovers without a page reload when the sender restarts', async () => {
     const roverId = uniqueRoverId('restart');
     const firstSender = await rover(roverId);
-    const page = await openViewer(browser, worker.url, roverId, '?autoconnect=1');
+    const page = await openViewer(browser, await worker.viewerLink(roverId), '?autoconnect=1');
     await waitForFrames(page, 30, 10_000);
 
     const stopStarted = Date.now();

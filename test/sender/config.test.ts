@@ -1,8 +1,12 @@
 import { CommanderError } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildProgram, ConfigError, toConfig, type ParsedConfig } from '../../sender/src/config.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildProgram, ConfigError, parseArgs, toConfig, type ParsedConfig } from '../../sender/src/config.js';
 
-const REQUIRED = ['--server', 'wss://rovers.example.com', '--rover', 'rover-7'];
+const TOKEN = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJyb3Zlci03In0.c2lnbmF0dXJl';
+const REQUIRED = ['--server', 'wss://rovers.example.com', '--rover', 'rover-7', '--token', TOKEN];
 
 function parse(argv: string[]): ParsedConfig {
   const program = buildProgram()
@@ -51,7 +55,7 @@ describe('sender config', () => {
       cameraLabel: 'Main camera',
       source: { kind: 'test', pattern: 'smpte' },
       video: { width: 1280, height: 720, fps: 30, bitrateKbps: 2000 },
-      token: undefined,
+      token: TOKEN,
       iceServers: [],
       relayOnly: false,
       logLevel: 'info',
@@ -69,7 +73,7 @@ describe('sender config', () => {
       '--height', '480',
       '--fps', '15',
       '--bitrate', '800',
-      '--token', 's3cret',
+      '--token', 'a.b.c',
       '--ice-server', 'stun:stun.example.com:3478',
       '--ice-server', 'turn:turn.example.com:3478,turns:turn.example.com:5349',
       '--relay-only',
@@ -82,7 +86,7 @@ describe('sender config', () => {
       cameraLabel: 'Front camera',
       source: { kind: 'v4l2', device: '/dev/video1' },
       video: { width: 640, height: 480, fps: 15, bitrateKbps: 800 },
-      token: 's3cret',
+      token: 'a.b.c',
       iceServers: ['stun:stun.example.com:3478', 'turn:turn.example.com:3478', 'turns:turn.example.com:5349'],
       relayOnly: true,
       logLevel: 'debug',
@@ -90,7 +94,7 @@ describe('sender config', () => {
   });
 
   it('short flags', () => {
-    const config = parse(['-s', 'ws://localhost:8787', '-r', 'r1', '-c', 'test:ball', '-W', '320', '-H', '240', '-f', '10', '-b', '300']);
+    const config = parse(['-s', 'ws://localhost:8787', '-r', 'r1', '-c', 'test:ball', '-W', '320', '-H', '240', '-f', '10', '-b', '300', '--token', TOKEN]);
     expect(config.server).toBe('ws://localhost:8787');
     expect(config.roverId).toBe('r1');
     expect(config.source).toEqual({ kind: 'test', pattern: 'ball' });
@@ -105,10 +109,28 @@ describe('sender config', () => {
     expect(configError([...REQUIRED, '--ice-server', 'http://stun.example.com']).message).toMatch(/must start with stun:, turn: or turns:/);
   });
 
-  it('the camera label is cut to 64 characters; an empty token is no token', () => {
-    const config = parse([...REQUIRED, '--camera-label', 'x'.repeat(100), '--token', '']);
-    expect(config.cameraLabel).toBe('x'.repeat(64));
-    expect(config.token).toBeUndefined();
+  it('the camera label is cut to 64 characters', () => {
+    expect(parse([...REQUIRED, '--camera-label', 'x'.repeat(100)]).cameraLabel).toBe('x'.repeat(64));
+  });
+
+  it('--token-file reads the token (a systemd credential or docker secret); a missing file is a ConfigError', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rover-token-'));
+    try {
+      const file = join(dir, 'token');
+      writeFileSync(file, `${TOKEN}\n`);
+      const base = ['--server', 'wss://rovers.example.com', '--rover', 'rover-7'];
+      expect(parseArgs([...base, '--token-file', file]).token).toBe(TOKEN);
+      expect(() => parseArgs([...base, '--token-file', join(dir, 'missing')])).toThrow(/cannot read --token-file .*ENOENT/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a rover token is required, and must look like one', () => {
+    const base = ['--server', 'wss://rovers.example.com', '--rover', 'rover-7'];
+    expect(configError(base).message).toMatch(/a rover token is required: set ROVER_TOKEN.*npm run token -- rover --rover rover-7/);
+    expect(configError([...base, '--token', '']).message).toMatch(/a rover token is required/);
+    expect(configError([...base, '--token', 'https://rovers.example.com/rovers/x#access=abc']).message).toMatch(/malformed/);
   });
 
   it('environment variables', () => {
@@ -122,7 +144,7 @@ describe('sender config', () => {
       ROVER_HEIGHT: '1080',
       ROVER_FPS: '25',
       ROVER_BITRATE: '4000',
-      ROVER_TOKEN: 'tok',
+      ROVER_TOKEN: 'x.y.z',
       ROVER_RELAY_ONLY: '1',
       ROVER_ICE_SERVERS: 'stun:a.example, stun:b.example',
       ROVER_LOG_LEVEL: 'warn',
@@ -134,7 +156,7 @@ describe('sender config', () => {
       cameraLabel: 'Rear',
       source: { kind: 'rtsp', url: 'rtsp://192.0.2.10/stream' },
       video: { width: 1920, height: 1080, fps: 25, bitrateKbps: 4000 },
-      token: 'tok',
+      token: 'x.y.z',
       iceServers: ['stun:a.example', 'stun:b.example'],
       relayOnly: true,
       logLevel: 'warn',
@@ -144,7 +166,9 @@ describe('sender config', () => {
   it('flags override environment variables', () => {
     process.env['ROVER_ID'] = 'from-env';
     process.env['ROVER_BITRATE'] = '4000';
-    const config = parse(['--server', 'ws://x.example', '--rover', 'from-flag', '-b', '900']);
+    process.env['ROVER_TOKEN'] = 'from.env.token';
+    const config = parse(['--server', 'ws://x.example', '--rover', 'from-flag', '-b', '900', '--token', TOKEN]);
+    expect(config.token).toBe(TOKEN);
     expect(config.roverId).toBe('from-flag');
     expect(config.video.bitrateKbps).toBe(900);
   });
@@ -191,7 +215,7 @@ describe('sender config', () => {
       expect(message, id).toContain(`--rover "${id}" is not a valid rover id`);
       expect(message).toContain('lowercase');
     }
-    expect(parse(['--server', 'wss://x.example', '--rover', 'x'.repeat(64)]).roverId).toHaveLength(64);
+    expect(parse(['--server', 'wss://x.example', '--rover', 'x'.repeat(64), '--token', TOKEN]).roverId).toHaveLength(64);
   });
 
   it('bad server URLs are ConfigErrors', () => {

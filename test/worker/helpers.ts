@@ -3,6 +3,8 @@
  * Object through the Worker's router, with a message queue per socket.
  */
 import { SELF } from 'cloudflare:test';
+import { env } from 'cloudflare:workers';
+import { mintToken, type TokenKind } from '../../protocol/auth.js';
 import { expect } from 'vitest';
 import {
   PING_FRAME,
@@ -205,8 +207,15 @@ export function upgrade(roverId: string, query: string, headers: Record<string, 
   return SELF.fetch(`${ORIGIN}/rovers/${roverId}/ws${query}`, { headers });
 }
 
+/** A valid token of `kind` for `roverId`, minted with this test Worker's secret. */
+export async function tokenFor(kind: TokenKind, roverId: string, ttlSeconds = 600): Promise<string> {
+  const secret = kind === 'rover' ? env.ROVER_TOKEN_SECRET : env.VIEWER_TOKEN_SECRET;
+  return (await mintToken(kind, roverId, secret ?? '', ttlSeconds)).token;
+}
+
 async function open(roverId: string, role: Role): Promise<WebSocket> {
-  const response = await upgrade(roverId, `?role=${role}&v=${PROTOCOL_VERSION}`);
+  const token = await tokenFor(role, roverId);
+  const response = await upgrade(roverId, `?role=${role}&v=${PROTOCOL_VERSION}`, { Upgrade: 'websocket', Authorization: `Bearer ${token}` });
   expect(response.status, await describeFailure(response)).toBe(101);
   const socket = response.webSocket;
   if (!socket) throw new Error('upgrade response carries no webSocket');

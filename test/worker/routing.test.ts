@@ -1,7 +1,7 @@
 import { SELF } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { ORIGIN, upgrade } from './helpers.js';
+import { ORIGIN, tokenFor, upgrade } from './helpers.js';
 
 const get = (path: string, init?: RequestInit): Promise<Response> => SELF.fetch(`${ORIGIN}${path}`, init);
 
@@ -107,7 +107,10 @@ describe('HTTP routing', () => {
   });
 
   it('accepts a well-formed upgrade with 101', async () => {
-    const response = await upgrade('routing-upgrade', '?role=viewer&v=1');
+    const response = await upgrade('routing-upgrade', '?role=viewer&v=1', {
+      Upgrade: 'websocket',
+      Authorization: `Bearer ${await tokenFor('viewer', 'routing-upgrade')}`,
+    });
     expect(response.status).toBe(101);
     const socket = response.webSocket;
     expect(socket).not.toBeNull();

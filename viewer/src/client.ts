@@ -6,8 +6,11 @@
 import {
   DEFAULT_CAMERA_ID,
   hasTurn,
+  HEARTBEAT_INTERVAL_MS,
   PING_FRAME,
   ServerToViewer,
+  SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
   CloseCode,
   parseMessage,
   signalingUrl,
@@ -48,6 +51,11 @@ export interface ViewerClientOptions {
   iceServers?: RTCIceServer[];
   /** Only accept video through a TURN relay (never a direct path), e.g. to hide this browser's address. */
   relayOnly?: boolean;
+  /**
+   * The viewer token ("#access=…" of a viewer link). A function is asked again before every connection,
+   * so an embedding app can hand out a fresh one.
+   */
+  accessToken?: string | (() => string | undefined | Promise<string | undefined>);
 }
 
 export interface ViewerClientEvents {
@@ -56,7 +64,6 @@ export interface ViewerClientEvents {
   stats: ViewerStats;
 }
 
-const HEARTBEAT_MS = 20_000;
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
 const STATS_INTERVAL_MS = 1_000;
@@ -73,6 +80,7 @@ export class RoverViewerClient {
   private readonly server: string;
   private readonly iceServers: RTCIceServer[];
   private readonly relayOnly: boolean;
+  private readonly accessToken: ViewerClientOptions['accessToken'];
   /** Calls that failed in a row: the next attempt waits longer. */
   private failedCalls = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -97,6 +105,7 @@ export class RoverViewerClient {
     this.cameraId = options.cameraId ?? DEFAULT_CAMERA_ID;
     this.iceServers = options.iceServers ?? [];
     this.relayOnly = options.relayOnly ?? false;
+    this.accessToken = options.accessToken;
   }
 
   on<K extends keyof ViewerClientEvents>(event: K, listener: (payload: ViewerClientEvents[K]) => void): () => void {
@@ -152,13 +161,35 @@ export class RoverViewerClient {
 
   // ---------------------------------------------------------------- signaling socket
 
+  private async currentToken(): Promise<string | undefined> {
+    return typeof this.accessToken === 'function' ? await this.accessToken() : this.accessToken;
+  }
+
   private openSocket(): void {
-    const socket = new WebSocket(signalingUrl(this.server, this.roverId, 'viewer'));
+    void this.currentToken().then(
+      (token) => !this.stopped && this.openSocketWith(token),
+      () => !this.stopped && this.openSocketWith(undefined),
+    );
+  }
+
+  private openSocketWith(token: string | undefined): void {
+    // Browsers cannot set headers on a WebSocket: the token rides in the subprotocol list.
+    const protocols = token ? [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token] : [SUBPROTOCOL];
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(signalingUrl(this.server, this.roverId, 'viewer'), protocols);
+    } catch {
+      // A token with characters a subprotocol may not carry: it is not one of ours.
+      this.fail('This viewer link is damaged. Ask the rover\'s operator for a new one.');
+      return;
+    }
     this.socket = socket;
+    let opened = false;
     socket.onopen = () => {
+      opened = true;
       this.reconnectAttempts = 0;
       clearInterval(this.heartbeatTimer);
-      this.heartbeatTimer = setInterval(() => socket.readyState === WebSocket.OPEN && socket.send(PING_FRAME), HEARTBEAT_MS);
+      this.heartbeatTimer = setInterval(() => socket.readyState === WebSocket.OPEN && socket.send(PING_FRAME), HEARTBEAT_INTERVAL_MS);
     };
     socket.onmessage = (event) => {
       if (typeof event.data !== 'string') return;
@@ -182,10 +213,42 @@ export class RoverViewerClient {
         this.fail(`the server refused this viewer: ${event.reason || event.code}`);
         return;
       }
+      if (!opened) {
+        // The handshake failed: a refused token looks like a network error to a WebSocket. Ask why.
+        void this.diagnoseRefusal(token);
+        return;
+      }
       // Video may still be flowing peer-to-peer; only the status changes until signaling returns.
       if (this.state !== 'live') this.setState('connecting', 'reconnecting to the server…');
       this.scheduleReconnect();
     };
+  }
+
+  /** Refused for good (expired link, wrong rover…): say so and stop; otherwise keep retrying. */
+  private async diagnoseRefusal(token: string | undefined): Promise<void> {
+    let explanation: string | null = null;
+    try {
+      const url = new URL(signalingUrl(this.server, this.roverId, 'viewer'));
+      url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+      url.pathname = url.pathname.replace(/\/ws$/, '/access');
+      url.search = '';
+      const response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' });
+      if (response.status === 401 || response.status === 403 || response.status === 503) {
+        const body = (await response.json().catch(() => ({}))) as { message?: string };
+        explanation = explainRefusal(response.status, body.message ?? '');
+      }
+    } catch {
+      // Server unreachable: a plain network problem, retried below.
+    }
+    if (this.stopped) return;
+    if (explanation !== null) {
+      this.stopped = true;
+      this.wantWatch = false;
+      this.fail(explanation);
+      return;
+    }
+    if (this.state !== 'live') this.setState('connecting', 'cannot reach the server, retrying…');
+    this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
@@ -232,7 +295,18 @@ export class RoverViewerClient {
         // No call yet counts too: the rover may refuse before offering (e.g. camera unavailable).
         if (this.call === null || this.call.id === message.callId) {
           this.closeCall();
-          this.setState(this.rover.online ? 'waiting' : 'offline', `the rover ended the call: ${message.reason}`);
+          if (!this.wantWatch) {
+            this.setState(this.rover.online ? 'waiting' : 'offline', `the rover ended the call: ${message.reason}`);
+            return;
+          }
+          // Still wanted: ask again with growing pauses, so video resumes by itself when the cause goes
+          // away (a camera restarted, a relay configured) — no reload, no click.
+          const delay = this.nextRetryDelay();
+          this.setState(
+            this.rover.online ? 'waiting' : 'offline',
+            `the rover ended the call: ${message.reason}. Asking again in ${Math.round(delay / 1000)} s…`,
+          );
+          this.scheduleRetry(delay);
         }
         return;
       case 'error':
@@ -333,7 +407,7 @@ export class RoverViewerClient {
   /** ICE found no path. Explain it in words a person can act on, then retry with growing pauses. */
   private onCallFailed(ice: IceConfig): void {
     this.closeCall();
-    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.failedCalls++);
+    const delay = this.nextRetryDelay();
     const retry = `Retrying in ${Math.round(delay / 1000)} s.`;
     if (hasTurn(ice) || this.iceServers.length > 0) {
       this.fail(
@@ -346,8 +420,17 @@ export class RoverViewerClient {
           `server offers no TURN relay. Ask the operator to configure TURN (README: "TURN relay"). ${retry}`,
       );
     }
+    this.scheduleRetry(delay);
+  }
+
+  /** 2 s, 4 s, 8 s … 30 s while calls keep failing or being refused; reset once video plays. */
+  private nextRetryDelay(): number {
+    return Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.failedCalls++);
+  }
+
+  private scheduleRetry(delay: number): void {
     clearTimeout(this.retryTimer);
-    // The failure text stays up until the new attempt's own state replaces it.
+    // The current explanation stays up until the new attempt's own state replaces it.
     this.retryTimer = setTimeout(() => {
       if (this.call === null && this.wantWatch) this.sendWatch(true);
     }, delay);
@@ -432,4 +515,16 @@ export function selectedPath(report: RTCStatsReport): MediaPath | null {
     // For a relay candidate, relayProtocol is how this browser reaches the TURN server.
     protocol: String(local['relayProtocol'] ?? local['protocol'] ?? 'udp'),
   };
+}
+
+/** Why the server refused this viewer, in words for the person holding the link. */
+export function explainRefusal(status: number, reason: string): string {
+  if (status === 503) return 'The server is not set up for viewers yet (its operator must configure authentication).';
+  if (/expired/.test(reason)) return 'Your viewer link has expired. Ask the rover\'s operator for a new link.';
+  if (/^no viewer token/.test(reason)) {
+    return 'This page needs a viewer link. Open the link the rover\'s operator gave you (it ends in #access=…).';
+  }
+  if (/another rover/.test(reason)) return 'This viewer link is for a different rover.';
+  if (/origin/.test(reason)) return `This page may not show this rover: ${reason}.`;
+  return 'This viewer link is not valid (damaged, or signed with a key the server no longer uses). Ask for a new link.';
 }

@@ -38,6 +38,7 @@ if (!isValidRoverId(roverId)) {
     roverId,
     cameraId: params.get('camera') ?? undefined,
     relayOnly: params.get('relay') === '1',
+    accessToken: takeAccessToken(roverId),
   });
   // Test and embedding hook: lets automation read the client's state and peer connection.
   (window as unknown as { roverViewer: RoverViewerClient }).roverViewer = client;
@@ -90,4 +91,28 @@ if (!isValidRoverId(roverId)) {
   }
   render();
   addEventListener('pagehide', () => client.close());
+}
+
+/**
+ * The viewer token arrives in the link's fragment (#access=…), which browsers never send to servers.
+ * Keep it for this tab only (sessionStorage survives a reload, not the tab) and take it out of the
+ * address bar, so it is not shared by copying the URL or kept in history.
+ */
+function takeAccessToken(forRover: string): string | undefined {
+  const key = `rover-live:access:${forRover}`;
+  const fragment = new URLSearchParams(location.hash.slice(1)).get('access');
+  if (fragment) {
+    try {
+      sessionStorage.setItem(key, fragment);
+    } catch {
+      // Storage disabled: the token still works for this page view.
+    }
+    history.replaceState(null, '', location.pathname + location.search);
+    return fragment;
+  }
+  try {
+    return sessionStorage.getItem(key) ?? undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,15 +2,19 @@
  * Worker entry: routes HTTP requests.
  *   GET /                    → home page (static asset)
  *   GET /rovers/<id>         → hosted viewer for that rover (static asset)
- *   GET /rovers/<id>/ws      → WebSocket into the rover's Durable Object (one per rover id)
+ *   GET /rovers/<id>/ws      → WebSocket into the rover's Durable Object (one per rover id), authenticated
+ *   GET /rovers/<id>/access  → 204 if the presented viewer token may watch this rover, else why not (JSON)
+ *   POST /admin/viewer-links → mint a viewer link (needs ADMIN_TOKEN)
  * Static files (/app.js, /style.css …) are served by the asset router before this code runs.
  */
+import { DEFAULT_VIEWER_TTL_SECONDS, MAX_VIEWER_TTL_SECONDS, mintToken } from '../../protocol/auth.js';
 import { isValidRoverId, PROTOCOL_VERSION, Role } from '../../protocol/index.js';
+import { adminTokenMatches, authError, authorize, secretFor } from './auth.js';
 import type { Env } from './env.js';
 
 export { RoverRoom } from './room.js';
 
-const ROVER_PATH = /^\/rovers\/([^/]+)(\/ws)?\/?$/;
+const ROVER_PATH = /^\/rovers\/([^/]+)(\/ws|\/access)?\/?$/;
 
 /** Headers for HTML we serve: no inline script, only same-origin connections, no referrer leaks. */
 const PAGE_SECURITY_HEADERS: Record<string, string> = {
@@ -30,6 +34,8 @@ export default {
       return isRead ? servePage(env, url, '/index.html') : textResponse(405, 'Method not allowed.', { allow: 'GET, HEAD' });
     }
 
+    if (url.pathname === '/admin/viewer-links') return mintViewerLink(request, env, url);
+
     const match = ROVER_PATH.exec(url.pathname);
     if (!match) return textResponse(404, 'Not found. Rover pages live at /rovers/<roverId>.');
 
@@ -46,7 +52,8 @@ export default {
       );
     }
 
-    if (match[2]) return routeWebSocket(request, env, url, roverId);
+    if (match[2] === '/ws') return routeWebSocket(request, env, url, roverId);
+    if (match[2] === '/access') return checkViewerAccess(request, env, roverId);
 
     if (!isRead) {
       return textResponse(405, 'Method not allowed.', { allow: 'GET, HEAD' });
@@ -55,7 +62,7 @@ export default {
   },
 } satisfies ExportedHandler<Env>;
 
-function routeWebSocket(request: Request, env: Env, url: URL, roverId: string): Promise<Response> | Response {
+async function routeWebSocket(request: Request, env: Env, url: URL, roverId: string): Promise<Response> {
   if (request.method !== 'GET' || request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
     return textResponse(426, 'This endpoint only accepts WebSocket upgrades.', { upgrade: 'websocket' });
   }
@@ -68,8 +75,72 @@ function routeWebSocket(request: Request, env: Env, url: URL, roverId: string): 
       `Unsupported protocol version ${JSON.stringify(version)}: this server speaks v=${PROTOCOL_VERSION}. Update the client.`,
     );
   }
+  const limited = await upgradeRateLimited(request, env);
+  if (limited) return limited;
+  // Refused here, before the Durable Object: an unauthorized socket is never accepted.
+  const decision = await authorize(request, env, role.data, roverId);
+  if (!decision.ok) {
+    log('upgrade refused', { role: role.data, status: decision.response.status });
+    return decision.response;
+  }
   const room = env.ROVER_ROOMS.get(env.ROVER_ROOMS.idFromName(roverId));
   return room.fetch(request);
+}
+
+/** Lets the viewer page tell "access expired" from "network down": a WebSocket failure hides the status. */
+async function checkViewerAccess(request: Request, env: Env, roverId: string): Promise<Response> {
+  if (request.method !== 'GET') return textResponse(405, 'Method not allowed.', { allow: 'GET' });
+  const decision = await authorize(request, env, 'viewer', roverId);
+  if (!decision.ok) return decision.response;
+  return new Response(null, { status: 204, headers: { 'cache-control': 'no-store', 'x-token-expires': String(decision.claims.expiresAt) } });
+}
+
+/** POST /admin/viewer-links {"roverId": "...", "ttlSeconds": 28800} → {"url", "token", "expiresAt"}. */
+async function mintViewerLink(request: Request, env: Env, url: URL): Promise<Response> {
+  if (!env.ADMIN_TOKEN) return textResponse(404, 'Not found. Rover pages live at /rovers/<roverId>.');
+  if (request.method !== 'POST') return textResponse(405, 'Method not allowed.', { allow: 'POST' });
+  const presented = /^Bearer\s+(\S+)$/i.exec(request.headers.get('authorization') ?? '')?.[1] ?? null;
+  if (!adminTokenMatches(presented, env.ADMIN_TOKEN)) {
+    log('admin request refused', {});
+    return authError(401, 'admin token missing or wrong');
+  }
+  const secret = secretFor('viewer', env);
+  if (!secret) return authError(503, 'authentication is not configured: set the VIEWER_TOKEN_SECRET secret');
+  let body: { roverId?: unknown; ttlSeconds?: unknown };
+  try {
+    body = (await request.json()) as typeof body;
+  } catch {
+    return jsonResponse(400, { error: 'bad-request', message: 'body must be JSON: {"roverId": "...", "ttlSeconds": 28800}' });
+  }
+  const roverId = typeof body?.roverId === 'string' ? body.roverId : '';
+  if (!isValidRoverId(roverId)) return jsonResponse(400, { error: 'bad-request', message: 'roverId must be 1-64 of a-z 0-9 - _' });
+  const ttlSeconds = body.ttlSeconds === undefined ? DEFAULT_VIEWER_TTL_SECONDS : body.ttlSeconds;
+  if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > MAX_VIEWER_TTL_SECONDS) {
+    return jsonResponse(400, { error: 'bad-request', message: `ttlSeconds must be an integer from 60 to ${MAX_VIEWER_TTL_SECONDS}` });
+  }
+  const { token, expiresAt } = await mintToken('viewer', roverId, secret, ttlSeconds);
+  log('viewer link minted', { expiresAt });
+  // The token rides in the fragment: browsers never send it to a server, so it stays out of access logs.
+  return jsonResponse(201, { url: `${url.origin}/rovers/${roverId}#access=${token}`, token, expiresAt });
+}
+
+/** Per client IP, across all rovers (Workers Rate Limiting binding, where configured). */
+async function upgradeRateLimited(request: Request, env: Env): Promise<Response | null> {
+  const ip = request.headers.get('cf-connecting-ip');
+  if (!env.UPGRADE_LIMITER || !ip) return null;
+  const { success } = await env.UPGRADE_LIMITER.limit({ key: ip });
+  if (success) return null;
+  log('upgrade rate limited', {});
+  return textResponse(429, 'Too many connection attempts from this address; retry in a minute.', { 'retry-after': '60' });
+}
+
+function jsonResponse(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
+}
+
+/** Structured, secret-free log line. */
+function log(event: string, fields: Record<string, string | number>): void {
+  console.log(JSON.stringify({ event, ...fields }));
 }
 
 async function servePage(env: Env, url: URL, assetPath: string): Promise<Response> {

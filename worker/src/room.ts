@@ -27,14 +27,19 @@ import {
   type ServerToViewer,
   type WatchingViewer,
 } from '../../protocol/index.js';
+import { presentedToken, SUBPROTOCOL } from '../../protocol/auth.js';
 import type { Env } from './env.js';
 import { iceConfigFor, readIceSettings, type IceSettings } from './ice.js';
 
 interface RoverAttachment {
   role: 'rover';
   roverId: string;
+  /** When the socket was accepted (ms): counts as its first sign of life. */
+  connectedAt: number;
+  /** Client address (CF-Connecting-IP), for per-address limits; '' when unknown. */
+  ip: string;
   connectionId: string;
-  /** Set on the old socket when a newer rover connection takes over; its late messages are ignored. */
+  /** Set when a newer rover connection takes over (or this one is cut off); its late messages are ignored. */
   superseded: boolean;
   cameras: CameraInfo[];
 }
@@ -42,6 +47,8 @@ interface RoverAttachment {
 interface ViewerAttachment {
   role: 'viewer';
   roverId: string;
+  connectedAt: number;
+  ip: string;
   viewerId: string;
   /** The camera this viewer wants a call for; null when not watching. */
   cameraId: string | null;
@@ -53,17 +60,41 @@ const ROVER_TAG = 'rover';
 const VIEWER_TAG = 'viewer';
 const viewerTag = (viewerId: string): string => `viewer:${viewerId}`;
 
+/**
+ * Message rate limits per connection (token buckets): sustained messages per second and burst.
+ * A rover answers every viewer's join with an offer and a burst of candidates, so it gets more room.
+ */
+export const MESSAGE_LIMITS = {
+  rover: { perSecond: 400, burst: 2000 },
+  viewer: { perSecond: 20, burst: 100 },
+} as const;
+/** Sockets one client address may hold open in one room (a tab per operator is plenty). */
+export const MAX_SOCKETS_PER_ADDRESS = 16;
+
+interface Bucket {
+  tokens: number;
+  refilledAt: number;
+}
+
 /** Configuration problems already logged by this isolate (each is logged once, not per message). */
 const reportedProblems = new Set<string>();
 
+export const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 75;
+
 export class RoverRoom extends DurableObject<Env> {
   private readonly ice: IceSettings;
+  /** A socket that has not pinged for this long is treated as gone (see HEARTBEAT_INTERVAL_MS). */
+  private readonly heartbeatTimeoutMs: number;
+  /** In memory only: a hibernation wake starts every socket with a full bucket, which is harmless. */
+  private readonly buckets = new WeakMap<WebSocket, Bucket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // Heartbeats are answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     this.ice = readIceSettings(env);
+    const timeout = Number(env.HEARTBEAT_TIMEOUT_SECONDS ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS);
+    this.heartbeatTimeoutMs = (Number.isFinite(timeout) && timeout >= 2 ? timeout : DEFAULT_HEARTBEAT_TIMEOUT_SECONDS) * 1000;
     for (const problem of this.ice.problems) {
       if (reportedProblems.has(problem)) continue;
       reportedProblems.add(problem);
@@ -78,13 +109,25 @@ export class RoverRoom extends DurableObject<Env> {
     if (request.headers.get('upgrade')?.toLowerCase() !== 'websocket' || (role !== 'rover' && role !== 'viewer') || !roverId) {
       return new Response('Expected a WebSocket upgrade on /rovers/<id>/ws with role=rover or role=viewer.\n', { status: 400 });
     }
+    const ip = request.headers.get('cf-connecting-ip') ?? '';
+    if (ip && this.socketsFrom(ip) >= MAX_SOCKETS_PER_ADDRESS) {
+      log('too many sockets from one address', { role });
+      return new Response(`Too many connections from this address (max ${MAX_SOCKETS_PER_ADDRESS} per rover).\n`, { status: 429 });
+    }
     const { 0: client, 1: server } = new WebSocketPair();
-    if (role === 'rover') this.acceptRover(server, roverId);
-    else this.acceptViewer(server, roverId);
-    return new Response(null, { status: 101, webSocket: client });
+    if (role === 'rover') this.acceptRover(server, roverId, ip);
+    else this.acceptViewer(server, roverId, ip);
+    await this.scheduleSweep();
+    // A browser that offered our subprotocol (it carries its token next to it) must get it back.
+    const headers = presentedToken(request.headers).offersProtocol ? { 'sec-websocket-protocol': SUBPROTOCOL } : undefined;
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
-  private acceptRover(socket: WebSocket, roverId: string): void {
+  private socketsFrom(ip: string): number {
+    return this.ctx.getWebSockets().filter((socket) => readAttachment(socket)?.ip === ip).length;
+  }
+
+  private acceptRover(socket: WebSocket, roverId: string, ip: string): void {
     for (const old of this.roverSockets()) {
       const attachment = readAttachment(old);
       if (attachment?.role === 'rover') old.serializeAttachment({ ...attachment, superseded: true });
@@ -94,6 +137,8 @@ export class RoverRoom extends DurableObject<Env> {
     const attachment: RoverAttachment = {
       role: 'rover',
       roverId,
+      connectedAt: Date.now(),
+      ip,
       connectionId: crypto.randomUUID(),
       superseded: false,
       cameras: [],
@@ -109,10 +154,10 @@ export class RoverRoom extends DurableObject<Env> {
     this.broadcastStatus();
   }
 
-  private acceptViewer(socket: WebSocket, roverId: string): void {
+  private acceptViewer(socket: WebSocket, roverId: string, ip: string): void {
     const viewerId = crypto.randomUUID();
     this.ctx.acceptWebSocket(socket, [VIEWER_TAG, viewerTag(viewerId)]);
-    socket.serializeAttachment({ role: 'viewer', roverId, viewerId, cameraId: null } satisfies ViewerAttachment);
+    socket.serializeAttachment({ role: 'viewer', roverId, connectedAt: Date.now(), ip, viewerId, cameraId: null } satisfies ViewerAttachment);
     this.send(socket, {
       type: 'welcome',
       role: 'viewer',
@@ -129,6 +174,18 @@ export class RoverRoom extends DurableObject<Env> {
       return;
     }
     if (attachment.role === 'rover' && attachment.superseded) return;
+    if (!this.takeToken(socket, attachment.role)) {
+      log('rate limited', { role: attachment.role });
+      if (attachment.role === 'rover') {
+        // Cut off like a superseded connection: nothing more from it reaches anyone.
+        socket.serializeAttachment({ ...attachment, superseded: true } satisfies RoverAttachment);
+        this.broadcastStatus(socket);
+      } else {
+        this.onSocketGone(socket, CloseCode.RateLimited);
+      }
+      safeClose(socket, CloseCode.RateLimited, 'rate limit exceeded: too many messages');
+      return;
+    }
 
     if (typeof message !== 'string') {
       this.sendError(socket, 'binary-not-supported', 'binary frames are not part of the protocol; send JSON text');
@@ -165,6 +222,43 @@ export class RoverRoom extends DurableObject<Env> {
       log('message handler failed', { type, error: error instanceof Error ? error.message : String(error) });
       this.sendError(socket, 'internal', 'the server could not process this message');
     }
+  }
+
+  /** Periodic sweep for peers that vanished without a close frame (hibernated sockets can look open forever). */
+  override async alarm(): Promise<void> {
+    this.sweep(Date.now());
+    await this.scheduleSweep();
+  }
+
+  /**
+   * Close every socket whose last sign of life (a heartbeat, or its connection) is older than the timeout,
+   * telling the rover about vanished viewers and the viewers about a vanished rover. Returns how many.
+   */
+  sweep(nowMs: number, timeoutMs: number = this.heartbeatTimeoutMs): number {
+    let closed = 0;
+    // Viewers first: the rover hears of them before it may itself be swept.
+    const sockets = [...this.ctx.getWebSockets(VIEWER_TAG), ...this.ctx.getWebSockets(ROVER_TAG)];
+    for (const socket of sockets) {
+      const attachment = readAttachment(socket);
+      // Already closing (e.g. swept before, and the vanished peer never completes the close handshake).
+      if (!attachment || socket.readyState !== WebSocket.OPEN) continue;
+      const lastPing = this.ctx.getWebSocketAutoResponseTimestamp(socket)?.getTime() ?? 0;
+      const lastSign = Math.max(lastPing, attachment.connectedAt ?? 0);
+      if (nowMs - lastSign <= timeoutMs) continue;
+      log('heartbeat timeout', { role: attachment.role, silentMs: nowMs - lastSign });
+      this.onSocketGone(socket, CloseCode.HeartbeatTimeout);
+      if (attachment.role === 'rover') socket.serializeAttachment({ ...attachment, superseded: true } satisfies RoverAttachment);
+      safeClose(socket, CloseCode.HeartbeatTimeout, 'no heartbeat');
+      closed += 1;
+    }
+    return closed;
+  }
+
+  /** Keep one alarm pending while any socket is open; none when the room is empty (it may then be evicted). */
+  private async scheduleSweep(): Promise<void> {
+    if (this.ctx.getWebSockets().length === 0) return;
+    if ((await this.ctx.storage.getAlarm()) !== null) return;
+    await this.ctx.storage.setAlarm(Date.now() + Math.min(30_000, this.heartbeatTimeoutMs / 2));
   }
 
   override async webSocketClose(socket: WebSocket, code: number): Promise<void> {
@@ -258,6 +352,18 @@ export class RoverRoom extends DurableObject<Env> {
   }
 
   // ------------------------------------------------------------------ helpers
+
+  /** Token bucket per socket: false once the client has used up its burst and its refill. */
+  private takeToken(socket: WebSocket, role: 'rover' | 'viewer'): boolean {
+    const limit = MESSAGE_LIMITS[role];
+    const now = Date.now();
+    const bucket = this.buckets.get(socket) ?? { tokens: limit.burst, refilledAt: now };
+    bucket.tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.refilledAt) / 1000) * limit.perSecond);
+    bucket.refilledAt = now;
+    bucket.tokens -= 1;
+    this.buckets.set(socket, bucket);
+    return bucket.tokens >= 0;
+  }
 
   private rejectMessage(socket: WebSocket, type: string, role: 'rover' | 'viewer', details: string): void {
     const isOwnType = (role === 'rover' ? ROVER_MESSAGE_TYPES : VIEWER_MESSAGE_TYPES).has(type);
@@ -354,8 +460,9 @@ function safeClose(socket: WebSocket, code: number, reason: string): void {
 }
 
 function utf8Length(text: string): number {
-  // Cheap bound first: a UTF-16 code unit is at most 3 UTF-8 bytes.
+  // Cheap bounds first: a UTF-16 code unit is 1 to 3 UTF-8 bytes. Never encode a huge frame just to measure it.
   if (text.length * 3 <= MAX_MESSAGE_BYTES) return text.length;
+  if (text.length > MAX_MESSAGE_BYTES) return text.length;
   return new TextEncoder().encode(text).byteLength;
 }
 
