@@ -34,7 +34,9 @@ export function toDataChannelIce(server: IceConfig, extra: readonly string[] = [
       if (!parsed) {
         skipped.push(`${url}: not a STUN/TURN URL`);
       } else if (parsed.scheme === 'stun') {
-        iceServers.push(`stun:${parsed.host.includes(':') ? `[${parsed.host}]` : parsed.host}:${parsed.port}`);
+        // libdatachannel cannot parse a bracketed IPv6 host in a URL ("stun:[2001:db8::1]:3478" throws
+        // when the peer connection is created): IPv6 STUN servers take the object form (no relayType = STUN).
+        iceServers.push(parsed.host.includes(':') ? { hostname: parsed.host, port: parsed.port } : `stun:${parsed.host}:${parsed.port}`);
       } else if (parsed.scheme === 'stuns') {
         skipped.push(`${url}: STUN over TLS is not supported by libdatachannel`);
       } else if (entry.username === undefined || entry.credential === undefined) {

@@ -33,3 +33,21 @@ export function createLogger(level: LogLevel = 'info', base: LogFields = {}, wri
     child: (fields) => createLogger(level, { ...base, ...fields }, write),
   };
 }
+
+/**
+ * A log-safe one-line summary of an error thrown by native code or a parser. libdatachannel appends the
+ * offending value to some messages (`Invalid candidate address "…"`, `Unknown SDP fingerprint format: …`),
+ * and SDP, candidates and credentials never go into logs: keep only the text before the first quote or
+ * ": " after its fixed prefixes, at most 100 characters.
+ */
+export function errorSummary(error: unknown): string {
+  let text: string;
+  try {
+    text = error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    text = ''; // a hostile toString()
+  }
+  text = text.replace(/^(?:libdatachannel error[^:"]*: |SyntaxError: |IceServer config error: )+/, '');
+  const summary = text.split(/"|: |\n/, 1)[0]!.trim().slice(0, 100);
+  return summary || 'unknown error';
+}

@@ -84,7 +84,8 @@ export function clearMarkerOnParameterSets(packet: Uint8Array, header: RtpHeader
   return true;
 }
 
-/** Overwrite the SSRC with the one announced in the SDP. */
+/** Overwrite the SSRC with the one announced in the SDP. A buffer too short to be RTP is left alone. */
 export function rewriteSsrc(packet: Uint8Array, ssrc: number): void {
+  if (packet.length < RTP_HEADER_MIN) return;
   new DataView(packet.buffer, packet.byteOffset, packet.byteLength).setUint32(8, ssrc >>> 0);
 }

@@ -57,9 +57,9 @@ describe('toDataChannelIce', () => {
     expect(canRelay(ice)).toBe(true);
   });
 
-  it('appends the operator’s own servers and keeps IPv6 STUN hosts bracketed', () => {
+  it('appends the operator’s own servers; IPv6 STUN hosts take the object form (libdatachannel cannot parse [v6] URLs)', () => {
     const ice = toDataChannelIce({ ...NO_ICE_SERVERS, iceServers: [{ urls: ['stun:[2001:db8::1]:3478'] }] }, ['stun:stun.example.org:3478']);
-    expect(ice.iceServers).toEqual(['stun:[2001:db8::1]:3478', 'stun:stun.example.org:3478']);
+    expect(ice.iceServers).toEqual([{ hostname: '2001:db8::1', port: 3478 }, 'stun:stun.example.org:3478']);
     expect(canRelay(ice)).toBe(false);
     expect(canRelay(toDataChannelIce(NO_ICE_SERVERS, ['turn:u:p@turn.example.org:3478']))).toBe(true);
   });

@@ -249,4 +249,14 @@ describe('rewriteSsrc', () => {
     rewriteSsrc(packet, -2);
     expect([...packet.subarray(8, 12)]).toEqual([0xff, 0xff, 0xff, 0xfe]);
   });
+
+  it('leaves a buffer shorter than an RTP header alone (it used to throw a RangeError; found by fuzzing)', () => {
+    for (const length of [0, 1, 8, 11]) {
+      const packet = embedded(bytes(Array.from({ length }, (_, i) => i)), 4, 4);
+      const backing = new Uint8Array(packet.buffer, 0, 4 + length + 4);
+      const before = Uint8Array.from(backing);
+      expect(() => rewriteSsrc(packet, 0xdeadbeef)).not.toThrow();
+      expect(backing).toEqual(before);
+    }
+  });
 });
