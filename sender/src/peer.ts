@@ -6,18 +6,23 @@ import nodeDataChannel from 'node-datachannel';
 import type { PeerConnection, RtcpSrReporter, RtpPacketizationConfig, Track } from 'node-datachannel';
 import type { IceCandidate } from '../../protocol/index.js';
 import type { DataChannelIceEntry } from './ice.js';
-import type { Logger } from './log.js';
+import { errorSummary, type Logger } from './log.js';
 import { isRtcp, parseRtcp, type RtcpEvent } from './rtcp.js';
 
 const { PeerConnection: PeerConnectionCtor, Video, RtcpNackResponder, RtcpSrReporter: SrReporterCtor, RtpPacketizationConfig: RtpConfigCtor } =
   nodeDataChannel;
 
 export const H264_PAYLOAD_TYPE = 96;
+/** No RTCP from the viewer for this long means its path was interrupted (receivers report about every 1 s). */
+const RTCP_SILENCE_MS = 2_500;
 const VIDEO_CLOCK_RATE = 90_000;
 /** Packets kept for retransmission on NACK: ~1 s at 2 Mbit/s with 1200-byte packets. */
 const NACK_HISTORY_PACKETS = 512;
 
 export type CallState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+
+/** Why a call ended when the network ended it (not the rover or the viewer). */
+export const CALL_FAILED_REASON = 'connection lost (ICE/DTLS failed)';
 
 export interface CallOptions {
   viewerId: string;
@@ -30,9 +35,11 @@ export interface CallOptions {
   log: Logger;
   /** Send a signaling message for this call. */
   signal: (message: { type: 'offer'; sdp: string } | { type: 'candidate'; candidate: IceCandidate }) => void;
-  onKeyframeRequest: (reason: 'track-open' | 'pli' | 'fir') => void;
+  onKeyframeRequest: (reason: 'track-open' | 'pli' | 'fir' | 'link-back') => void;
   onRtcp?: (event: RtcpEvent) => void;
   onClosed: (call: ViewerCall, reason: string) => void;
+  /** ICE and DTLS are up (also after the path recovered by itself). */
+  onConnected?: (call: ViewerCall) => void;
 }
 
 export class ViewerCall {
@@ -52,6 +59,8 @@ export class ViewerCall {
   private trackOpen = false;
   private closed = false;
   private lastTimestamp = -1;
+  private lastRtcpAt: number | null = null;
+  private candidatesRefused = 0;
 
   constructor(private readonly options: CallOptions) {
     this.viewerId = options.viewerId;
@@ -66,39 +75,50 @@ export class ViewerCall {
       disableAutoNegotiation: true,
     });
 
-    const video = new Video('video', 'SendOnly');
-    video.addH264Codec(H264_PAYLOAD_TYPE);
-    video.addSSRC(options.ssrc, options.cname, `rover-${options.cameraId}`, `video-${options.cameraId}`);
-    this.track = this.pc.addTrack(video);
+    try {
+      const video = new Video('video', 'SendOnly');
+      video.addH264Codec(H264_PAYLOAD_TYPE);
+      video.addSSRC(options.ssrc, options.cname, `rover-${options.cameraId}`, `video-${options.cameraId}`);
+      this.track = this.pc.addTrack(video);
 
-    // Sender reports give the browser RTT and clock mapping; the NACK responder repairs loss from history.
-    this.rtpConfig = new RtpConfigCtor(options.ssrc, options.cname, H264_PAYLOAD_TYPE, VIDEO_CLOCK_RATE);
-    this.srReporter = new SrReporterCtor(this.rtpConfig);
-    this.srReporter.addToChain(new RtcpNackResponder(NACK_HISTORY_PACKETS));
-    this.track.setMediaHandler(this.srReporter);
+      // Sender reports give the browser RTT and clock mapping; the NACK responder repairs loss from history.
+      this.rtpConfig = new RtpConfigCtor(options.ssrc, options.cname, H264_PAYLOAD_TYPE, VIDEO_CLOCK_RATE);
+      this.srReporter = new SrReporterCtor(this.rtpConfig);
+      this.srReporter.addToChain(new RtcpNackResponder(NACK_HISTORY_PACKETS));
+      this.track.setMediaHandler(this.srReporter);
 
-    this.track.onOpen(() => {
-      this.trackOpen = true;
-      log.debug('video track open');
-      // A joining viewer can decode nothing until the next keyframe: ask for one now.
-      options.onKeyframeRequest('track-open');
-    });
-    this.track.onClosed(() => {
-      this.trackOpen = false;
-    });
-    this.track.onMessage((message) => this.onTrackMessage(message));
+      this.track.onOpen(() => {
+        this.trackOpen = true;
+        log.debug('video track open');
+        // A joining viewer can decode nothing until the next keyframe: ask for one now.
+        options.onKeyframeRequest('track-open');
+      });
+      this.track.onClosed(() => {
+        this.trackOpen = false;
+      });
+      this.track.onMessage((message) => this.onTrackMessage(message));
 
-    this.pc.onLocalDescription((sdp, type) => {
-      if (this.closed || type !== 'offer') return;
-      options.signal({ type: 'offer', sdp });
-    });
-    this.pc.onLocalCandidate((candidate, mid) => {
-      if (this.closed) return;
-      options.signal({ type: 'candidate', candidate: { candidate: stripAttributePrefix(candidate), mid } });
-    });
-    this.pc.onStateChange((state) => this.onStateChange(state as CallState));
+      this.pc.onLocalDescription((sdp, type) => {
+        if (this.closed || type !== 'offer') return;
+        options.signal({ type: 'offer', sdp });
+      });
+      this.pc.onLocalCandidate((candidate, mid) => {
+        if (this.closed) return;
+        options.signal({ type: 'candidate', candidate: { candidate: stripAttributePrefix(candidate), mid } });
+      });
+      this.pc.onStateChange((state) => this.onStateChange(state as CallState));
 
-    this.pc.setLocalDescription('offer');
+      this.pc.setLocalDescription('offer');
+    } catch (error) {
+      // Do not leak the native peer connection (and its threads) when setting it up fails.
+      this.closed = true;
+      try {
+        this.pc.close();
+      } catch {
+        // already closed
+      }
+      throw error;
+    }
   }
 
   get isConnected(): boolean {
@@ -111,14 +131,38 @@ export class ViewerCall {
     return pair ? `${pair.local.type}->${pair.remote.type}/${pair.local.transportType}` : undefined;
   }
 
-  setAnswer(sdp: string): void {
-    if (this.closed) return;
-    this.pc.setRemoteDescription(sdp, 'answer');
+  /**
+   * Apply the viewer's answer. The SDP comes from the network: libdatachannel throws on anything it
+   * cannot use, and that must not escape (it would crash the process). Returns false when the answer was
+   * refused (logged without its content); the call cannot go on then, and the caller ends it.
+   */
+  setAnswer(sdp: string): boolean {
+    if (this.closed) return false;
+    try {
+      this.pc.setRemoteDescription(sdp, 'answer');
+      return true;
+    } catch (error) {
+      this.options.log.warn('refused the viewer\'s answer', { error: errorSummary(error) });
+      return false;
+    }
   }
 
-  addRemoteCandidate(candidate: IceCandidate): void {
-    if (this.closed || candidate.candidate === '') return; // '' marks end-of-candidates
-    this.pc.addRemoteCandidate(candidate.candidate, candidate.mid);
+  /**
+   * Add one of the viewer's ICE candidates. One unusable candidate (malformed, an unsupported kind, or
+   * early) does not end the call: it is skipped, logged without its content (the first at warn level,
+   * the rest at debug, so a flood cannot flood the log). Returns false when skipped.
+   */
+  addRemoteCandidate(candidate: IceCandidate): boolean {
+    if (this.closed) return false;
+    if (candidate.candidate === '') return true; // '' marks end-of-candidates
+    try {
+      this.pc.addRemoteCandidate(candidate.candidate, candidate.mid);
+      return true;
+    } catch (error) {
+      const level = this.candidatesRefused++ === 0 ? 'warn' : 'debug';
+      this.options.log[level]('skipped an unusable ICE candidate from the viewer', { error: errorSummary(error) });
+      return false;
+    }
   }
 
   /** Forward one RTP packet from the shared encoder. Cheap no-op until the track is open. */
@@ -161,17 +205,31 @@ export class ViewerCall {
     if (this.closed) return;
     this.state = state;
     this.options.log.info('call state', { state, path: state === 'connected' ? this.selectedPath() : undefined });
-    if (state === 'connected') this.connectedAt ??= performance.now();
-    if (state === 'failed') this.close('ICE/DTLS connection failed');
+    if (state === 'connected') {
+      this.connectedAt ??= performance.now();
+      this.options.onConnected?.(this);
+    }
+    if (state === 'failed') this.close(CALL_FAILED_REASON);
     else if (state === 'closed') this.close('peer connection closed');
   }
 
+  /** RTCP from the viewer (network input), called from a native callback: nothing may escape it. */
   private onTrackMessage(message: Buffer): void {
-    if (!isRtcp(message)) return;
-    for (const event of parseRtcp(message)) {
-      if (event.type === 'pli') this.options.onKeyframeRequest('pli');
-      else if (event.type === 'fir') this.options.onKeyframeRequest('fir');
-      this.options.onRtcp?.(event);
+    if (this.closed || !isRtcp(message)) return;
+    // Browsers report every second. Reports resuming after a silence mean the path just came back (a
+    // dropped link): the viewer lost frames and cannot decode until a keyframe. Send one now instead of
+    // waiting for its NACKs to give up and a PLI to arrive.
+    const now = performance.now();
+    if (this.lastRtcpAt !== null && now - this.lastRtcpAt > RTCP_SILENCE_MS) this.options.onKeyframeRequest('link-back');
+    this.lastRtcpAt = now;
+    try {
+      for (const event of parseRtcp(message)) {
+        if (event.type === 'pli') this.options.onKeyframeRequest('pli');
+        else if (event.type === 'fir') this.options.onKeyframeRequest('fir');
+        this.options.onRtcp?.(event);
+      }
+    } catch (error) {
+      this.options.log.debug('failed to handle RTCP from the viewer', { error: errorSummary(error) });
     }
   }
 }

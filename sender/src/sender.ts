@@ -6,10 +6,11 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { signalingUrl, type CameraInfo, type IceConfig, type ServerToRover, type WatchingViewer } from '../../protocol/index.js';
 import { backoffDelay } from './backoff.js';
 import { EncoderError, H264Encoder } from './encoder.js';
-import { canRelay, toDataChannelIce } from './ice.js';
-import type { Logger } from './log.js';
-import { H264_PAYLOAD_TYPE, ViewerCall } from './peer.js';
+import { canRelay, toDataChannelIce, type DataChannelIce } from './ice.js';
+import { errorSummary, type Logger } from './log.js';
+import { CALL_FAILED_REASON, H264_PAYLOAD_TYPE, ViewerCall } from './peer.js';
 import type { SourcePreset, VideoSettings } from './pipeline.js';
+import { NetworkWatcher } from './network.js';
 import { SignalingClient } from './signaling.js';
 
 export interface CameraConfig {
@@ -23,10 +24,12 @@ export interface SenderConfig {
   server: string;
   roverId: string;
   cameras: CameraConfig[];
-  token?: string;
+  token: string;
   /** The operator's own STUN/TURN URLs, added to the ones the server provides for each call. */
   iceServers: string[];
   relayOnly?: boolean;
+  /** How often to look for address changes (default 2 s). */
+  networkPollMs?: number;
   log: Logger;
 }
 
@@ -40,10 +43,26 @@ interface Camera {
   restartTimer?: NodeJS.Timeout;
 }
 
+interface Watcher {
+  cameraId: string;
+  ice: IceConfig;
+  restartAttempt: number;
+  restartTimer?: NodeJS.Timeout;
+}
+
+/** A restart reuses the call's TURN credentials only while they have at least this long left. */
+const MIN_CREDENTIAL_LIFE_MS = 60_000;
+
 export class RoverSender {
   private readonly cameras = new Map<string, Camera>();
   private readonly calls = new Map<string, ViewerCall>();
+  /**
+   * Viewers that want video (from viewer-join / welcome), with the ICE settings the Worker minted for them.
+   * Lets the rover restart a call the network broke without waiting for the viewer to ask again.
+   */
+  private readonly watchers = new Map<string, Watcher>();
   private readonly signaling: SignalingClient;
+  private readonly network: NetworkWatcher;
   private readonly cname = `rover-${randomBytes(6).toString('hex')}`;
   private stopping = false;
 
@@ -51,9 +70,10 @@ export class RoverSender {
     this.signaling = new SignalingClient({
       url: signalingUrl(config.server, config.roverId, 'rover'),
       log: config.log,
-      headers: config.token ? { authorization: `Bearer ${config.token}` } : undefined,
+      headers: { authorization: `Bearer ${config.token}` },
     });
     this.signaling.on('message', (message) => this.onSignal(message));
+    this.network = new NetworkWatcher((before, after) => this.onNetworkChange(before, after), config.networkPollMs);
     this.signaling.on('fatal', (error) => this.onFatal(error));
   }
 
@@ -81,15 +101,30 @@ export class RoverSender {
       });
     }
     this.signaling.start();
+    this.network.start();
+  }
+
+  /**
+   * The rover's addresses changed: every open socket is bound to a path that may no longer exist. End all
+   * calls and reconnect signaling now; the welcome that follows lists the watching viewers, and each gets
+   * a fresh call (new ICE, new TURN credentials) — no operator action, no waiting for timeouts.
+   */
+  private onNetworkChange(before: string, after: string): void {
+    if (this.stopping) return;
+    this.config.log.warn('network changed: renegotiating every call', {
+      addressesBefore: before.split(',').filter(Boolean).length,
+      addressesNow: after.split(',').filter(Boolean).length,
+    });
+    for (const call of [...this.calls.values()]) call.close('network changed');
+    this.signaling.reconnectNow();
   }
 
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    for (const call of [...this.calls.values()]) {
-      this.signaling.send({ type: 'hangup', viewerId: call.viewerId, callId: call.callId, reason: 'rover shutting down' });
-      call.close('rover shutting down');
-    }
+    this.network.stop();
+    for (const viewerId of [...this.watchers.keys()]) this.forgetWatcher(viewerId);
+    for (const call of [...this.calls.values()]) this.hangUp(call, 'rover shutting down');
     for (const camera of this.cameras.values()) {
       clearTimeout(camera.restartTimer);
       camera.encoder.stop();
@@ -119,9 +154,7 @@ export class RoverSender {
     camera.live = false;
     this.config.log.error('camera failed', { camera: camera.config.id, error: error.message });
     for (const call of [...this.calls.values()]) {
-      if (call.cameraId !== camera.config.id) continue;
-      this.signaling.send({ type: 'hangup', viewerId: call.viewerId, callId: call.callId, reason: 'camera unavailable' });
-      call.close('camera unavailable');
+      if (call.cameraId === camera.config.id) this.hangUp(call, 'camera unavailable');
     }
     if (this.stopping || error.permanent) return;
     const delay = backoffDelay(camera.restartAttempt++, { minMs: 1_000, maxMs: 30_000 });
@@ -148,14 +181,17 @@ export class RoverSender {
         this.reconcileViewers(message.viewers);
         return;
       case 'viewer-join':
+        this.setWatcher(message.viewerId, message.cameraId, message.ice);
         this.startCall(message.viewerId, message.cameraId, message.ice);
         return;
       case 'viewer-leave':
+        this.forgetWatcher(message.viewerId);
         this.calls.get(message.viewerId)?.close('viewer left');
         return;
       case 'answer': {
         const call = this.callFor(message.viewerId, message.callId);
-        call?.setAnswer(message.sdp);
+        // An answer libdatachannel refuses leaves the call dead: say so, so the viewer can watch again.
+        if (call && !call.setAnswer(message.sdp)) this.hangUp(call, 'the rover could not use the answer');
         return;
       }
       case 'candidate': {
@@ -177,10 +213,12 @@ export class RoverSender {
    */
   private reconcileViewers(viewers: WatchingViewer[]): void {
     const waiting = new Map(viewers.map((viewer) => [viewer.viewerId, viewer]));
+    for (const viewerId of [...this.watchers.keys()]) if (!waiting.has(viewerId)) this.forgetWatcher(viewerId);
     for (const call of [...this.calls.values()]) {
       if (!waiting.has(call.viewerId)) call.close('viewer no longer connected');
     }
     for (const { viewerId, cameraId, ice } of waiting.values()) {
+      this.setWatcher(viewerId, cameraId, ice);
       const existing = this.calls.get(viewerId);
       if (existing?.isConnected && existing.cameraId === cameraId) continue;
       this.startCall(viewerId, cameraId, ice);
@@ -206,7 +244,20 @@ export class RoverSender {
     const log = this.config.log.child({ viewer: viewerId.slice(0, 8), call: callId });
     log.info('starting call', { camera: cameraId, relayOnly: ice.iceTransportPolicy === 'relay', turn: canRelay(ice) });
     if (ice.skipped.length > 0) log.debug('unusable ICE servers skipped', { skipped: ice.skipped.join('; ') });
-    const call = new ViewerCall({
+    let call: ViewerCall;
+    try {
+      call = this.createCall(viewerId, callId, cameraId, camera, ice, log);
+    } catch (error) {
+      // e.g. ICE server settings libdatachannel cannot parse: refuse this call, keep the rover running.
+      log.error('cannot start call', { error: errorSummary(error) });
+      this.signaling.send({ type: 'hangup', viewerId, callId, reason: 'the rover could not start the call' });
+      return;
+    }
+    this.calls.set(viewerId, call);
+  }
+
+  private createCall(viewerId: string, callId: string, cameraId: string, camera: Camera, ice: DataChannelIce, log: Logger): ViewerCall {
+    return new ViewerCall({
       viewerId,
       callId,
       cameraId,
@@ -223,12 +274,59 @@ export class RoverSender {
         log.debug('keyframe requested', { reason });
         camera.encoder.requestKeyframe();
       },
+      onConnected: () => {
+        const watcher = this.watchers.get(viewerId);
+        if (watcher) watcher.restartAttempt = 0;
+      },
       onClosed: (closed, reason) => {
         if (this.calls.get(viewerId) === closed) this.calls.delete(viewerId);
         log.info('call ended', { reason, packetsSent: closed.packetsSent });
+        if (reason === CALL_FAILED_REASON && !this.stopping) this.restartBrokenCall(viewerId, callId, log);
       },
     });
-    this.calls.set(viewerId, call);
+  }
+
+  /**
+   * The network broke a call (a link that dropped for too long, a changed route). The viewer still wants
+   * video, so offer a fresh call at once (then with backoff while it keeps failing); its new offer replaces
+   * the viewer's dead connection. If the call's TURN credentials are about to expire, let the viewer ask
+   * again instead (its request brings fresh ones).
+   */
+  private restartBrokenCall(viewerId: string, callId: string, log: Logger): void {
+    const watcher = this.watchers.get(viewerId);
+    if (!watcher) return;
+    if (watcher.ice.expiresAt !== null && watcher.ice.expiresAt - Date.now() < MIN_CREDENTIAL_LIFE_MS) {
+      this.signaling.send({ type: 'hangup', viewerId, callId, reason: 'connection lost' });
+      return;
+    }
+    const delay = backoffDelay(watcher.restartAttempt++, { minMs: 200, maxMs: 15_000 });
+    log.info('restarting the broken call', { inMs: delay });
+    clearTimeout(watcher.restartTimer);
+    watcher.restartTimer = setTimeout(() => {
+      if (this.stopping || this.watchers.get(viewerId) !== watcher || this.calls.has(viewerId)) return;
+      this.startCall(viewerId, watcher.cameraId, watcher.ice);
+    }, delay);
+  }
+
+  private setWatcher(viewerId: string, cameraId: string, ice: IceConfig): void {
+    const existing = this.watchers.get(viewerId);
+    if (existing) {
+      existing.cameraId = cameraId;
+      existing.ice = ice;
+    } else {
+      this.watchers.set(viewerId, { cameraId, ice, restartAttempt: 0 });
+    }
+  }
+
+  private forgetWatcher(viewerId: string): void {
+    clearTimeout(this.watchers.get(viewerId)?.restartTimer);
+    this.watchers.delete(viewerId);
+  }
+
+  /** End a call and tell its viewer why. */
+  private hangUp(call: ViewerCall, reason: string): void {
+    this.signaling.send({ type: 'hangup', viewerId: call.viewerId, callId: call.callId, reason });
+    call.close(reason);
   }
 
   private callFor(viewerId: string, callId: string): ViewerCall | undefined {

@@ -12,7 +12,7 @@ import {
   type RoverToServer,
 } from '../../protocol/index.js';
 import { backoffDelay } from './backoff.js';
-import type { Logger } from './log.js';
+import { errorSummary, type Logger } from './log.js';
 
 export interface SignalingOptions {
   url: string;
@@ -62,6 +62,22 @@ export class SignalingClient extends EventEmitter<SignalingEvents> {
     return true;
   }
 
+  /**
+   * Drop the current connection and dial again now (e.g. the rover's address changed, so the old TCP
+   * connection is dead even if it looks open).
+   */
+  reconnectNow(): void {
+    if (this.stopped) return;
+    this.attempt = 0;
+    const socket = this.socket;
+    if (socket) {
+      socket.terminate(); // its 'close' handler schedules the reconnect (first attempt: short delay)
+    } else {
+      clearTimeout(this.reconnectTimer);
+      this.connect();
+    }
+  }
+
   /** Close for good; resolves when the socket is closed (or after a short grace period). */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -102,14 +118,24 @@ export class SignalingClient extends EventEmitter<SignalingEvents> {
     });
     socket.on('message', (data, isBinary) => {
       this.lastHeard = Date.now();
-      if (isBinary) return;
+      if (isBinary) {
+        log.debug('ignoring a binary frame from the server');
+        return;
+      }
       const parsed = parseMessage(ServerToRover, data.toString());
       if (!parsed.ok) {
         log.warn('ignoring invalid message from server', { error: parsed.error });
         return;
       }
       if (parsed.message.type === 'welcome') this.attempt = 0;
-      if (parsed.message.type !== 'pong') this.emit('message', parsed.message);
+      if (parsed.message.type === 'pong') return;
+      try {
+        this.emit('message', parsed.message);
+      } catch (error) {
+        // A throwing handler would surface inside ws's socket callback and crash the process: a
+        // message from the network must never do that. Log it (without its content) and go on.
+        log.error('failed to handle a message from the server', { type: parsed.message.type, error: errorSummary(error) });
+      }
     });
     socket.on('unexpected-response', (_request, response) => {
       refused = true;
@@ -118,7 +144,9 @@ export class SignalingClient extends EventEmitter<SignalingEvents> {
       response.on('data', (chunk: string) => (body += chunk.slice(0, 500)));
       response.on('end', () => {
         const status = response.statusCode ?? 0;
-        const detail = `server refused the connection: HTTP ${status} ${body.trim()}`;
+        let detail = `server refused the connection: HTTP ${status} ${body.trim()}`;
+        if (status === 401) detail += ' — check this rover\'s token (ROVER_TOKEN): mint a new one with `npm run token -- rover`';
+        else if (status === 403) detail += ' — the token is for another rover id, or this origin is not allowed';
         socket.terminate();
         if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
           this.emit('fatal', new Error(detail));
