@@ -52,6 +52,8 @@ interface Watcher {
 
 /** A restart reuses the call's TURN credentials only while they have at least this long left. */
 const MIN_CREDENTIAL_LIFE_MS = 60_000;
+/** The server answers pings within milliseconds; no answer in this time means the link is down. */
+const SIGNALING_PROBE_MS = 1_500;
 
 export class RoverSender {
   private readonly cameras = new Map<string, Camera>();
@@ -301,6 +303,14 @@ export class RoverSender {
     }
     const delay = backoffDelay(watcher.restartAttempt++, { minMs: 200, maxMs: 15_000 });
     log.info('restarting the broken call', { inMs: delay });
+    // If the server does not answer a ping either, the link itself is down: the signaling TCP connection
+    // is then in retransmission backoff (its next try can come seconds after the link returns) and the new
+    // offer would wait behind it. A fresh connection retries on its own schedule, sooner.
+    void this.signaling.probe(SIGNALING_PROBE_MS).then((alive) => {
+      if (alive || this.stopping) return;
+      log.info('signaling does not answer either: reconnecting it');
+      this.signaling.reconnectNow();
+    });
     clearTimeout(watcher.restartTimer);
     watcher.restartTimer = setTimeout(() => {
       if (this.stopping || this.watchers.get(viewerId) !== watcher || this.calls.has(viewerId)) return;

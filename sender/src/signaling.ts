@@ -46,6 +46,25 @@ export class SignalingClient extends EventEmitter<SignalingEvents> {
     this.heartbeatMs = options.heartbeatMs ?? 10_000;
   }
 
+  /** Ping now; true if the server says anything within `timeoutMs` (the link works end to end). */
+  probe(timeoutMs: number): Promise<boolean> {
+    const socket = this.socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return Promise.resolve(false);
+    const sentAt = Date.now();
+    socket.send(PING_FRAME);
+    return new Promise((resolve) => {
+      const check = setInterval(() => {
+        if (this.lastHeard >= sentAt) {
+          clearInterval(check);
+          resolve(true);
+        } else if (Date.now() - sentAt >= timeoutMs) {
+          clearInterval(check);
+          resolve(false);
+        }
+      }, 50);
+    });
+  }
+
   get connected(): boolean {
     return this.socket?.readyState === WebSocket.OPEN;
   }

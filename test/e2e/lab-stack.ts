@@ -78,6 +78,34 @@ export async function startLabCoturn(lab: Lab, extraArgs: string[] = []): Promis
   }
 }
 
+/** What each part was doing: printed when a lab test fails, since a timeout alone says little. */
+export async function labDiagnostics(stack: LabStack, page?: import('playwright-core').Page): Promise<string> {
+  const viewer = page
+    ? await page
+        .evaluate(() => `${document.getElementById('state')?.dataset['state']}: ${document.getElementById('state-detail')?.textContent}`)
+        .catch(() => 'page unavailable')
+    : 'no page';
+  return [
+    `viewer: ${viewer}`,
+    '--- sender (last 25 lines)',
+    ...stack.sender.output.slice(-25),
+    '--- worker (last 15 lines, without request lines)',
+    ...stack.worker.output.filter((line) => !/GET \/|getaddrinfo/.test(line)).slice(-15),
+    '--- coturn (last 10 lines)',
+    ...stack.coturn.lines.slice(-10),
+  ].join('\n');
+}
+
+/** Run a test step; on failure, print the lab's diagnostics before rethrowing. */
+export async function withDiagnostics<T>(stack: LabStack, page: import('playwright-core').Page | undefined, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    console.log(await labDiagnostics(stack, page));
+    throw error;
+  }
+}
+
 export async function startLabStack(lab: Lab, options: LabStackOptions): Promise<LabStack> {
   const srv = lab.addresses.srv;
   const roverId = options.roverId ?? `lab-${process.pid}`;

@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLab, netnsForTests, type Lab } from '../netlab/lab.js';
 import { openViewer, probe, waitForFrames } from './browser.js';
-import { startLabStack, type LabStack } from './lab-stack.js';
+import { startLabStack, withDiagnostics, type LabStack } from './lab-stack.js';
 
 const labAvailable = await netnsForTests('NAT traversal tests');
 
@@ -47,7 +47,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
     lab = await createLab({ nat: 'symmetric' });
     stack = await startLabStack(lab, { turn: true });
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
-    await waitForFrames(page, 30, 30_000);
+    await withDiagnostics(stack, page, () => waitForFrames(page, 30, 30_000));
     // Frames keep coming, not just a first burst.
     await waitForFrames(page, 30, 5_000);
     expect((await probe(page)).state).toBe('live');
@@ -90,7 +90,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
     lab = await createLab({ nat: 'cone' });
     stack = await startLabStack(lab, { turn: false });
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
-    await waitForFrames(page, 30, 30_000);
+    await withDiagnostics(stack, page, () => waitForFrames(page, 30, 30_000));
     const path = await waitForPath(page);
     expect(path).toMatchObject({ kind: 'direct' });
     // Through two NATs a direct path can only use addresses learned by STUN (or peer-reflexive ones).
@@ -102,7 +102,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
     lab = await createLab({ nat: 'cone' });
     stack = await startLabStack(lab, { turn: true, senderArgs: ['--relay-only'] });
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1&relay=1');
-    await waitForFrames(page, 30, 30_000);
+    await withDiagnostics(stack, page, () => waitForFrames(page, 30, 30_000));
     const path = await waitForPath(page);
     expect(path).toMatchObject({ kind: 'relayed', local: 'relay', remote: 'relay' });
     expect(stack.sender.output.join('\n')).toMatch(/starting call.*relayOnly=true/);
