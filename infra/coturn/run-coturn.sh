@@ -17,6 +17,7 @@
 #   TURN_CONF_TEMPLATE  default: turnserver.conf next to this script
 #   TURN_RUNTIME_DIR    where the rendered conf goes; default $RUNTIME_DIRECTORY, else /run/coturn
 #   TURNSERVER_BIN      default turnserver
+#   TURNADMIN_BIN       default turnadmin (creates the user DB schema before start)
 # Exit 2 on a configuration error (message on stderr). Never prints the secret.
 set -eu
 # Byte-wise character classes in the checks below, whatever the caller's locale.
@@ -120,6 +121,19 @@ secret=
 
 if grep -q '@TURN_[A-Z_]*@' "$conf"; then
   die "unreplaced @TURN_…@ placeholder in $conf (template and script out of sync)"
+fi
+
+# --- user DB ---------------------------------------------------------------------------------------
+# coturn opens an SQLite user DB even with the REST secret, and its auth threads race to create the
+# schema on the first request after start: one gets "database is locked" and that client is refused
+# (seen in this project's NAT lab). Creating the schema first with turnadmin removes the race.
+db=$runtime_dir/turndb
+if [ ! -s "$db" ] && command -v "${TURNADMIN_BIN:-turnadmin}" >/dev/null 2>&1; then
+  "${TURNADMIN_BIN:-turnadmin}" -l -b "$db" >/dev/null 2>&1 &
+  admin_pid=$!
+  wait "$admin_pid" || warn "could not initialise $db with turnadmin; the first request after start may be refused"
+  # turnadmin has no log option and leaves turn_<pid>_<date>.log in the first writable of these.
+  rm -f /var/log/turn_"$admin_pid"_*.log /var/tmp/turn_"$admin_pid"_*.log /tmp/turn_"$admin_pid"_*.log 2>/dev/null || true
 fi
 
 # --- start -----------------------------------------------------------------------------------------
