@@ -62,15 +62,20 @@ try {
   let ended = 0;
   stack = await startLabStack(lab, { turn: true });
   const senderPid = stack.sender.process.pid!;
-  stack.sender.process.stdout?.on('data', (chunk: Buffer) => {
-    const text = chunk.toString();
-    started += (text.match(/starting call/g) ?? []).length;
-    ended += (text.match(/call ended/g) ?? []).length;
-  });
   const link = await stack.worker.viewerLink(stack.roverId, 24 * 3600);
   const page = await openViewer(stack.browser, link, '?autoconnect=1');
   await waitForFrames(page, 30, 30_000);
   await page.evaluate(GAP_PROBE);
+  started = stack.sender.output.filter((line) => /starting call/.test(line)).length;
+  ended = stack.sender.output.filter((line) => /call ended/.test(line)).length;
+  // The sender logs to stderr (stdout too, in case that ever changes).
+  const countCalls = (chunk: Buffer): void => {
+    const text = chunk.toString();
+    started += (text.match(/starting call/g) ?? []).length;
+    ended += (text.match(/call ended/g) ?? []).length;
+  };
+  stack.sender.process.stdout?.on('data', countCalls);
+  stack.sender.process.stderr?.on('data', countCalls);
 
   const faults = [
     { name: 'rover link down 10 s', run: async () => {
@@ -80,7 +85,8 @@ try {
     } },
     { name: 'viewer reload', run: async () => {
       await page.reload();
-      await waitForFrames(page, 1, 30_000).catch(() => {});
+      // The reloaded page has none of our probes yet: wait for the app to say it is live, then reinstall.
+      await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'live', null, { timeout: 30_000 }).catch(() => {});
       await page.evaluate(GAP_PROBE);
     } },
     { name: 'rover address change', run: async () => {

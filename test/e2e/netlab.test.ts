@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from './browser.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
   cleanupStaleLabs,
@@ -186,15 +187,7 @@ describe.skipIf(!labAvailable)('netlab: symmetric NAT on both sides', () => {
       const context = await chromium.launchPersistentContext(profile, {
         executablePath: lab.chromiumWrapper('viewer'),
         headless: true,
-        args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
+        args: CHROMIUM_ARGS,
       });
       try {
         const page = await context.newPage();

@@ -6,9 +6,9 @@
  */
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLab, netnsForTests, type Lab } from '../netlab/lab.js';
+import { createLab, netnsForTests, type Lab, type LabOptions } from '../netlab/lab.js';
 import { openViewer, probe, waitForFrames } from './browser.js';
-import { labDiagnostics, startLabStack, type LabStack } from './lab-stack.js';
+import { labDiagnostics, startLabStack, type LabStack, type LabStackOptions } from './lab-stack.js';
 
 const labAvailable = await netnsForTests('self-healing tests');
 
@@ -31,19 +31,25 @@ async function senderSockets(lab: Lab, pid: number): Promise<number> {
   return out.split('\n').filter((line) => line.includes(`pid=${pid},`)).length;
 }
 
+/** A fresh lab and stack for one describe block, torn down after it. */
+function useLab(labOptions: LabOptions, stackOptions: LabStackOptions, assign: (started: { lab: Lab; stack: LabStack }) => void): void {
+  let started: { lab: Lab; stack?: LabStack } | undefined;
+  beforeAll(async () => {
+    const lab = await createLab(labOptions);
+    started = { lab };
+    started.stack = await startLabStack(lab, stackOptions);
+    assign({ lab, stack: started.stack });
+  });
+  afterAll(async () => {
+    await started?.stack?.stop();
+    await started?.lab.destroy();
+  });
+}
+
 describe.skipIf(!labAvailable)('self-healing: the rover link drops and returns', () => {
   let lab: Lab;
   let stack: LabStack;
-
-  beforeAll(async () => {
-    lab = await createLab({ nat: 'symmetric' });
-    stack = await startLabStack(lab, { turn: true });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-    await lab?.destroy();
-  });
+  useLab({ nat: 'symmetric' }, { turn: true }, (started) => ({ lab, stack } = started));
 
   it(`video returns within ${RECOVERY_BUDGET_MS / 1000} s of the link coming back, ${CYCLES} times, without leaks`, async () => {
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
@@ -87,16 +93,7 @@ describe.skipIf(!labAvailable)('self-healing: a viewer vanishes without a close 
   const HEARTBEAT_TIMEOUT_SECONDS = 6;
   let lab: Lab;
   let stack: LabStack;
-
-  beforeAll(async () => {
-    lab = await createLab({ nat: 'cone' });
-    stack = await startLabStack(lab, { turn: false, workerVars: { HEARTBEAT_TIMEOUT_SECONDS: String(HEARTBEAT_TIMEOUT_SECONDS) } });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-    await lab?.destroy();
-  });
+  useLab({ nat: 'cone' }, { turn: false, workerVars: { HEARTBEAT_TIMEOUT_SECONDS: String(HEARTBEAT_TIMEOUT_SECONDS) } }, (started) => ({ lab, stack } = started));
 
   it('the Durable Object notices by heartbeat timeout and the sender frees the call', async () => {
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
@@ -123,16 +120,7 @@ describe.skipIf(!labAvailable)('self-healing: a viewer vanishes without a close 
 describe.skipIf(!labAvailable)('self-healing: the rover changes networks (new address)', () => {
   let lab: Lab;
   let stack: LabStack;
-
-  beforeAll(async () => {
-    lab = await createLab({ nat: 'symmetric' });
-    stack = await startLabStack(lab, { turn: true });
-  });
-
-  afterAll(async () => {
-    await stack?.stop();
-    await lab?.destroy();
-  });
+  useLab({ nat: 'symmetric' }, { turn: true }, (started) => ({ lab, stack } = started));
 
   it('the broken ICE path is replaced without operator action, and video resumes', async () => {
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
