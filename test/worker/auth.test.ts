@@ -6,7 +6,9 @@
 import { SELF } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { mintToken, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, verifyToken } from '../../protocol/auth.js';
+import { authorize } from '../../worker/src/auth.js';
 import { CloseCode, PROTOCOL_VERSION } from '../../protocol/index.js';
 import { MAX_SOCKETS_PER_ADDRESS, MESSAGE_LIMITS } from '../../worker/src/room.js';
 import { camera, closeAllPeers, connectViewer, joinedViewer, ORIGIN, onlineRover, Peer, tokenFor, uniqueRoverId, upgrade } from './helpers.js';
@@ -302,5 +304,66 @@ describe('rate limits', () => {
     // Another address is not affected.
     const other = await upgrade(uniqueRoverId('limit'), query('viewer'), { Upgrade: 'websocket', 'CF-Connecting-IP': '198.51.100.254' });
     expect(other.status).toBe(401);
+  });
+});
+
+describe('Cloudflare Access identity (where a deployment puts the viewer behind Access)', () => {
+  const TEAM = 'rovers-team.cloudflareaccess.com';
+  const AUD = 'a1b2c3d4e5f6-application-aud-tag';
+
+  async function accessFixture() {
+    const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'access-key-1', alg: 'RS256' };
+    const stranger = await generateKeyPair('RS256', { extractable: true });
+    const sign = (claims: { aud?: string; iss?: string; exp?: string | number }, key: CryptoKey = privateKey): Promise<string> =>
+      new SignJWT({ email: 'operator@example.com' })
+        .setProtectedHeader({ alg: 'RS256', kid: 'access-key-1' })
+        .setIssuer(claims.iss ?? `https://${TEAM}`)
+        .setAudience(claims.aud ?? AUD)
+        .setIssuedAt()
+        .setExpirationTime(claims.exp ?? '5m')
+        .sign(key);
+    return { keys: createLocalJWKSet({ keys: [jwk] }), sign, strangerKey: stranger.privateKey };
+  }
+
+  const accessEnv = { ...env, ACCESS_TEAM_DOMAIN: TEAM, ACCESS_AUD: AUD };
+  const request = (headers: Record<string, string>): Request =>
+    new Request(`${ORIGIN}/rovers/demo/ws?role=viewer&v=${PROTOCOL_VERSION}`, { headers: { Upgrade: 'websocket', ...headers } });
+
+  it('admits a viewer on a valid Access assertion for this application, and names the identity', async () => {
+    const { keys, sign } = await accessFixture();
+    const decision = await authorize(request({ 'Cf-Access-Jwt-Assertion': await sign({}) }), accessEnv, 'viewer', 'demo', { accessKeys: () => keys });
+    expect(decision.ok).toBe(true);
+    if (decision.ok) {
+      expect(decision.claims.tokenId).toBe('access:operator@example.com');
+      expect(decision.claims.expiresAt).toBeGreaterThan(Date.now() / 1000);
+    }
+  });
+
+  it.each([
+    ['another application', { aud: 'some-other-app' }],
+    ['another team', { iss: 'https://evil.cloudflareaccess.com' }],
+    ['an expired assertion', { exp: Math.floor(Date.now() / 1000) - 600 }],
+  ])('refuses %s with 401', async (_label, claims) => {
+    const { keys, sign } = await accessFixture();
+    const decision = await authorize(request({ 'Cf-Access-Jwt-Assertion': await sign(claims) }), accessEnv, 'viewer', 'demo', { accessKeys: () => keys });
+    expect(decision.ok).toBe(false);
+    if (!decision.ok) expect(decision.response.status).toBe(401);
+  });
+
+  it('refuses an assertion signed by a key that is not the team’s', async () => {
+    const { keys, sign, strangerKey } = await accessFixture();
+    const decision = await authorize(request({ 'Cf-Access-Jwt-Assertion': await sign({}, strangerKey) }), accessEnv, 'viewer', 'demo', { accessKeys: () => keys });
+    expect(decision.ok).toBe(false);
+  });
+
+  it('never makes a rover, and is ignored where Access is not configured', async () => {
+    const { keys, sign } = await accessFixture();
+    const assertion = await sign({});
+    const asRover = await authorize(request({ 'Cf-Access-Jwt-Assertion': assertion }), accessEnv, 'rover', 'demo', { accessKeys: () => keys });
+    expect(asRover.ok).toBe(false);
+    const notConfigured = await authorize(request({ 'Cf-Access-Jwt-Assertion': assertion }), env, 'viewer', 'demo', { accessKeys: () => keys });
+    expect(notConfigured.ok).toBe(false);
+    if (!notConfigured.ok) expect(notConfigured.response.status).toBe(401);
   });
 });

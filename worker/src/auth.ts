@@ -2,6 +2,7 @@
  * Who may open a rover's signaling socket. Checked in the Worker, before the request reaches the
  * Durable Object, so an unauthorized upgrade is refused with an HTTP status and never accepted.
  */
+import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { MIN_SECRET_LENGTH, presentedToken, verifyToken, type TokenClaims, type TokenKind } from '../../protocol/auth.js';
 
 export interface AuthEnv {
@@ -13,6 +14,49 @@ export interface AuthEnv {
   ADMIN_TOKEN?: string;
   /** Extra origins (space/comma separated) allowed to open viewer sockets, e.g. "tauri://localhost". */
   ALLOWED_ORIGINS?: string;
+  /**
+   * Cloudflare Access, where a deployment puts the viewer pages behind it: the team domain
+   * (e.g. "myteam.cloudflareaccess.com") and the application's AUD tag. With both set, a viewer without a
+   * viewer token is admitted on a valid Access assertion (Cf-Access-Jwt-Assertion); Access policies decide
+   * who that is (scope them to /rovers/<id>* paths to limit rovers).
+   */
+  ACCESS_TEAM_DOMAIN?: string;
+  ACCESS_AUD?: string;
+}
+
+/** Where Access keys come from; tests pass a local key set. */
+export interface AuthDeps {
+  accessKeys?: (teamDomain: string) => JWTVerifyGetKey;
+}
+
+const remoteKeySets = new Map<string, JWTVerifyGetKey>();
+function remoteAccessKeys(teamDomain: string): JWTVerifyGetKey {
+  let keys = remoteKeySets.get(teamDomain);
+  if (!keys) {
+    keys = createRemoteJWKSet(new URL(`https://${teamDomain}/cdn-cgi/access/certs`));
+    remoteKeySets.set(teamDomain, keys);
+  }
+  return keys;
+}
+
+/** Verify a Cloudflare Access assertion for this application. Never throws. */
+export async function verifyAccessAssertion(
+  assertion: string,
+  teamDomain: string,
+  audience: string,
+  keys: JWTVerifyGetKey,
+): Promise<{ ok: true; identity: string; expiresAt: number } | { ok: false; reason: string }> {
+  try {
+    const { payload } = await jwtVerify(assertion, keys, {
+      algorithms: ['RS256'],
+      issuer: `https://${teamDomain}`,
+      audience,
+    });
+    const identity = typeof payload['email'] === 'string' ? payload['email'] : (payload.sub ?? 'unknown');
+    return { ok: true, identity, expiresAt: payload.exp ?? 0 };
+  } catch {
+    return { ok: false, reason: 'invalid Cloudflare Access assertion' };
+  }
 }
 
 export type AuthDecision = { ok: true; claims: TokenClaims } | { ok: false; response: Response };
@@ -42,7 +86,13 @@ export function authError(status: 401 | 403 | 503, message: string): Response {
 }
 
 /** Authorize a request for `kind` access to `roverId`. Fails closed when the secret is not configured. */
-export async function authorize(request: Request, env: AuthEnv, kind: TokenKind, roverId: string): Promise<AuthDecision> {
+export async function authorize(
+  request: Request,
+  env: AuthEnv,
+  kind: TokenKind,
+  roverId: string,
+  deps: AuthDeps = {},
+): Promise<AuthDecision> {
   if (!originAllowed(request, env)) {
     return { ok: false, response: authError(403, 'this origin may not connect; add it to ALLOWED_ORIGINS') };
   }
@@ -52,6 +102,13 @@ export async function authorize(request: Request, env: AuthEnv, kind: TokenKind,
     return { ok: false, response: authError(503, `authentication is not configured: set the ${name} secret (≥ ${MIN_SECRET_LENGTH} characters)`) };
   }
   const { token } = presentedToken(request.headers);
+  const assertion = request.headers.get('cf-access-jwt-assertion');
+  if (kind === 'viewer' && !token && assertion && env.ACCESS_TEAM_DOMAIN && env.ACCESS_AUD) {
+    const keys = (deps.accessKeys ?? remoteAccessKeys)(env.ACCESS_TEAM_DOMAIN);
+    const access = await verifyAccessAssertion(assertion, env.ACCESS_TEAM_DOMAIN, env.ACCESS_AUD, keys);
+    if (!access.ok) return { ok: false, response: authError(401, access.reason) };
+    return { ok: true, claims: { kind, roverId, expiresAt: access.expiresAt, tokenId: `access:${access.identity}` } };
+  }
   const result = await verifyToken(kind, token, roverId, secret);
   if (!result.ok) return { ok: false, response: authError(result.status, result.reason) };
   return { ok: true, claims: result.claims };
