@@ -10,8 +10,10 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { mintToken, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, verifyToken } from '../../protocol/auth.js';
 import { authorize } from '../../worker/src/auth.js';
 import { CloseCode, PROTOCOL_VERSION } from '../../protocol/index.js';
-import { MAX_SOCKETS_PER_ADDRESS, MESSAGE_LIMITS } from '../../worker/src/room.js';
-import { camera, closeAllPeers, connectViewer, joinedViewer, ORIGIN, onlineRover, Peer, tokenFor, uniqueRoverId, upgrade } from './helpers.js';
+import { MAX_SOCKETS_PER_ADDRESS, MESSAGE_LIMITS, VIEWER_ADDRESS_LIMIT } from '../../worker/src/room.js';
+import { camera, closeAllPeers, connectViewer, joinedViewer, ORIGIN, onlineRover, Peer, sleep, tokenFor, uniqueRoverId, upgrade } from './helpers.js';
+
+type ViewerPeerLike = Peer<import('../../protocol/index.js').ServerToViewer>;
 import { ServerToViewer } from '../../protocol/index.js';
 
 const OTHER_SECRET = 'an-attacker-guess-at-the-secret-0123456789abcdef';
@@ -290,6 +292,36 @@ describe('rate limits', () => {
     new Peer(other.webSocket!, ServerToViewer, 'other address');
     // A plain viewer without an address header still connects (local tools).
     await connectViewer(roverId);
+  });
+
+  it('several sockets from one address share one message budget: spreading a flood over tabs does not help', async () => {
+    const roverId = uniqueRoverId('per-ip-messages');
+    const token = await tokenFor('viewer', roverId);
+    const open = async (ip: string, name: string): Promise<ViewerPeerLike> => {
+      const response = await upgrade(roverId, query('viewer'), { ...bearer(token), 'CF-Connecting-IP': ip });
+      expect(response.status).toBe(101);
+      const peer = new Peer(response.webSocket!, ServerToViewer, name);
+      await peer.next('welcome');
+      return peer;
+    };
+    const tabs = [await open('203.0.113.77', 'tab 1'), await open('203.0.113.77', 'tab 2'), await open('203.0.113.77', 'tab 3')];
+    const neighbour = await open('203.0.113.78', 'other address');
+    // Each tab stays under its own burst, together they exceed the address's.
+    const perTab = Math.ceil((VIEWER_ADDRESS_LIMIT.burst + 30) / tabs.length);
+    expect(perTab).toBeLessThan(MESSAGE_LIMITS.viewer.burst);
+    for (const tab of tabs) {
+      for (let i = 0; i < perTab; i++) {
+        try {
+          tab.send({ type: 'leave' });
+        } catch {
+          break;
+        }
+      }
+    }
+    const codes = await Promise.all(tabs.map((tab) => Promise.race([tab.closed.then((c) => c.code), sleep(2_000).then(() => 0)])));
+    expect(codes).toContain(CloseCode.RateLimited);
+    // Another address in the same room is unaffected.
+    await neighbour.ping();
   });
 
   it('upgrades per address are limited across all rovers (429 before any token check)', async () => {

@@ -68,6 +68,8 @@ export const MESSAGE_LIMITS = {
   rover: { perSecond: 400, burst: 2000 },
   viewer: { perSecond: 20, burst: 100 },
 } as const;
+/** All viewer sockets of one client address in one room share this budget too (several tabs cannot multiply it). */
+export const VIEWER_ADDRESS_LIMIT = { perSecond: 40, burst: 150 } as const;
 /** Sockets one client address may hold open in one room (a tab per operator is plenty). */
 export const MAX_SOCKETS_PER_ADDRESS = 16;
 
@@ -87,6 +89,7 @@ export class RoverRoom extends DurableObject<Env> {
   private readonly heartbeatTimeoutMs: number;
   /** In memory only: a hibernation wake starts every socket with a full bucket, which is harmless. */
   private readonly buckets = new WeakMap<WebSocket, Bucket>();
+  private readonly addressBuckets = new Map<string, Bucket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -174,7 +177,7 @@ export class RoverRoom extends DurableObject<Env> {
       return;
     }
     if (attachment.role === 'rover' && attachment.superseded) return;
-    if (!this.takeToken(socket, attachment.role)) {
+    if (!this.takeToken(socket, attachment.role) || (attachment.role === 'viewer' && !this.takeAddressToken(attachment.ip))) {
       log('rate limited', { role: attachment.role });
       if (attachment.role === 'rover') {
         // Cut off like a superseded connection: nothing more from it reaches anyone.
@@ -353,14 +356,18 @@ export class RoverRoom extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ helpers
 
+  /** Token bucket per client address (viewers): false once that address has used up its share. */
+  private takeAddressToken(ip: string): boolean {
+    if (!ip) return true;
+    const bucket = spend(this.addressBuckets.get(ip), VIEWER_ADDRESS_LIMIT);
+    this.addressBuckets.set(ip, bucket);
+    if (this.addressBuckets.size > 10_000) this.addressBuckets.clear(); // bounded memory under address churn
+    return bucket.tokens >= 0;
+  }
+
   /** Token bucket per socket: false once the client has used up its burst and its refill. */
   private takeToken(socket: WebSocket, role: 'rover' | 'viewer'): boolean {
-    const limit = MESSAGE_LIMITS[role];
-    const now = Date.now();
-    const bucket = this.buckets.get(socket) ?? { tokens: limit.burst, refilledAt: now };
-    bucket.tokens = Math.min(limit.burst, bucket.tokens + ((now - bucket.refilledAt) / 1000) * limit.perSecond);
-    bucket.refilledAt = now;
-    bucket.tokens -= 1;
+    const bucket = spend(this.buckets.get(socket), MESSAGE_LIMITS[role]);
     this.buckets.set(socket, bucket);
     return bucket.tokens >= 0;
   }
@@ -441,6 +448,15 @@ export class RoverRoom extends DurableObject<Env> {
       // The peer is gone; its close event will clean up.
     }
   }
+}
+
+/** Refill a token bucket for the time since its last use, then take one token (may go negative). */
+function spend(bucket: Bucket | undefined, limit: { perSecond: number; burst: number }): Bucket {
+  const now = Date.now();
+  const current = bucket ?? { tokens: limit.burst, refilledAt: now };
+  current.tokens = Math.min(limit.burst, current.tokens + ((now - current.refilledAt) / 1000) * limit.perSecond) - 1;
+  current.refilledAt = now;
+  return current;
 }
 
 function readAttachment(socket: WebSocket): Attachment | null {
