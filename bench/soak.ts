@@ -34,8 +34,13 @@ const GAP_PROBE = `(() => {
   video.requestVideoFrameCallback(tick);
 })()`;
 
+/** Read and reset the probe; (re)installs it when the page has none (after a reload, or if it failed). */
 async function readGap(page: Page): Promise<{ maxGap: number; frames: number }> {
-  return page.evaluate(`(() => { const s = window.soak; const r = { maxGap: s.maxGap, frames: s.frames }; s.maxGap = 0; s.frames = 0; return r; })()`);
+  const result = (await page.evaluate(
+    `(() => { const s = window.soak; if (!s) return null; const r = { maxGap: s.maxGap, frames: s.frames }; s.maxGap = 0; s.frames = 0; return r; })()`,
+  )) as { maxGap: number; frames: number } | null;
+  if (result === null) await page.evaluate(`document.querySelector('video') && ${GAP_PROBE}`);
+  return result ?? { maxGap: 0, frames: 0 };
 }
 
 function rssMiB(pid: number): number {
@@ -87,7 +92,7 @@ try {
       await page.reload();
       // The reloaded page has none of our probes yet: wait for the app to say it is live, then reinstall.
       await page.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'live', null, { timeout: 30_000 }).catch(() => {});
-      await page.evaluate(GAP_PROBE);
+      // readGap reinstalls the probe on its next read.
     } },
     { name: 'rover address change', run: async () => {
       const next = (await lab.exec('rover', 'ip', ['-4', 'addr', 'show', 'dev', 'eth0'])).includes('10.200.1.3') ? '10.200.1.2' : '10.200.1.3';
