@@ -1,6 +1,23 @@
-/** One line of order statistics for a benchmark's samples (ms). */
-export function summary(label: string, values: number[]): string {
+/** Order statistics of a benchmark's samples (ms). */
+export interface Distribution {
+  n: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  best: number;
+  worst: number;
+}
+
+export function distribution(values: readonly number[]): Distribution {
+  if (values.length === 0) throw new Error('no samples');
   const sorted = [...values].sort((a, b) => a - b);
   const pick = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return `${label.padEnd(28)} n=${sorted.length}  median=${pick(0.5).toFixed(0)} ms  p95=${pick(0.95).toFixed(0)} ms  best=${sorted[0]!.toFixed(0)} ms  worst=${sorted[sorted.length - 1]!.toFixed(0)} ms`;
+  return { n: sorted.length, p50: pick(0.5), p95: pick(0.95), p99: pick(0.99), best: sorted[0]!, worst: sorted[sorted.length - 1]! };
+}
+
+/** One line of order statistics for a benchmark's samples (ms). */
+export function summary(label: string, values: readonly number[]): string {
+  if (values.length === 0) return `${label.padEnd(28)} n=0`;
+  const d = distribution(values);
+  return `${label.padEnd(28)} n=${d.n}  median=${d.p50.toFixed(0)} ms  p95=${d.p95.toFixed(0)} ms  best=${d.best.toFixed(0)} ms  worst=${d.worst.toFixed(0)} ms`;
 }

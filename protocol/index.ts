@@ -67,6 +67,8 @@ export const CameraInfo = z.object({
   width: z.int().check(z.positive(), z.maximum(8192)),
   height: z.int().check(z.positive(), z.maximum(8192)),
   fps: z.number().check(z.positive(), z.maximum(240)),
+  /** Frames carry their capture time (the `meter` source, protocol/timecode.ts): viewers can show latency. */
+  timecode: z.optional(z.boolean()),
 });
 export type CameraInfo = z.infer<typeof CameraInfo>;
 
@@ -168,6 +170,15 @@ export const ErrorCode = z.enum([
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
 
+/**
+ * Clock sync: "what time is it on the server?" `t` is the asker's own clock (echoed back). Rover and
+ * viewer both estimate their offset to the server clock, so a capture time painted by the rover
+ * (timecode.ts) can be compared with a display time in the viewer on one clock.
+ */
+const ClockRequest = z.object({ type: z.literal('clock'), t: z.number().check(z.minimum(0)) });
+const ClockReply = z.object({ type: z.literal('clock'), t: z.number(), serverTime: z.number() });
+export type ClockReply = z.infer<typeof ClockReply>;
+
 // ---------------------------------------------------------------- rover → server
 
 export const RoverToServer = z.discriminatedUnion('type', [
@@ -188,6 +199,7 @@ export const RoverToServer = z.discriminatedUnion('type', [
     callId: OpaqueId,
     reason: z.string().check(z.maxLength(200)),
   }),
+  ClockRequest,
 ]);
 export type RoverToServer = z.infer<typeof RoverToServer>;
 
@@ -200,11 +212,12 @@ export const ViewerToServer = z.discriminatedUnion('type', [
   z.object({ type: z.literal('leave') }),
   z.object({ type: z.literal('answer'), callId: OpaqueId, sdp: Sdp }),
   z.object({ type: z.literal('candidate'), callId: OpaqueId, candidate: IceCandidate }),
+  ClockRequest,
 ]);
 export type ViewerToServer = z.infer<typeof ViewerToServer>;
 
-export const ROVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<RoverToServer['type']>(['announce', 'offer', 'candidate', 'hangup']);
-export const VIEWER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ViewerToServer['type']>(['watch', 'leave', 'answer', 'candidate']);
+export const ROVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<RoverToServer['type']>(['announce', 'offer', 'candidate', 'hangup', 'clock']);
+export const VIEWER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ViewerToServer['type']>(['watch', 'leave', 'answer', 'candidate', 'clock']);
 
 // ---------------------------------------------------------------- server → rover
 
@@ -226,6 +239,7 @@ export const ServerToRover = z.discriminatedUnion('type', [
   z.object({ type: z.literal('candidate'), viewerId: OpaqueId, callId: OpaqueId, candidate: IceCandidate }),
   z.object({ type: z.literal('error'), code: ErrorCode, message: z.string() }),
   z.object({ type: z.literal('pong') }),
+  ClockReply,
 ]);
 export type ServerToRover = z.infer<typeof ServerToRover>;
 
@@ -246,6 +260,7 @@ export const ServerToViewer = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hangup'), callId: OpaqueId, reason: z.string() }),
   z.object({ type: z.literal('error'), code: ErrorCode, message: z.string() }),
   z.object({ type: z.literal('pong') }),
+  ClockReply,
 ]);
 export type ServerToViewer = z.infer<typeof ServerToViewer>;
 

@@ -117,3 +117,29 @@ export async function connectAndTimeFirstFrame(page: Page, timeoutMs = 15_000): 
     return w.firstFrameAt - w.connectAt;
   });
 }
+
+export interface LatencyReadout {
+  /** Glass-to-glass of each frame read since the last reset, ms. */
+  glassToGlass: number[];
+  /** Capture → last packet received (encoder + network), ms. */
+  network: number[];
+  unreadable: number;
+  clockRoundTripMs: number | null;
+}
+
+/** Read (and optionally reset) the viewer's own latency meter (viewer/src/latency.ts) on a timecoded camera. */
+export async function readLatency(page: Page, reset = false): Promise<LatencyReadout> {
+  return page.evaluate((doReset) => {
+    type Meter = { samples: { glassToGlassMs: number; networkMs: number | null }[]; unreadable: number; reset(): void };
+    type Client = { clock: { best(): { roundTripMs: number } | null } };
+    const w = window as unknown as { roverLatency: Meter; roverViewer: Client };
+    const result = {
+      glassToGlass: w.roverLatency.samples.map((s) => s.glassToGlassMs),
+      network: w.roverLatency.samples.flatMap((s) => (s.networkMs === null ? [] : [s.networkMs])),
+      unreadable: w.roverLatency.unreadable,
+      clockRoundTripMs: w.roverViewer.clock.best()?.roundTripMs ?? null,
+    };
+    if (doReset) w.roverLatency.reset();
+    return result;
+  }, reset);
+}

@@ -3,6 +3,7 @@
  * Owns the signaling WebSocket (with reconnects) and one RTCPeerConnection per call.
  * UI-free, so the hosted page, an embedding page or a Tauri webview can all use it.
  */
+import { ServerClock } from '../../protocol/clock.js';
 import {
   DEFAULT_CAMERA_ID,
   hasTurn,
@@ -14,6 +15,7 @@ import {
   CloseCode,
   parseMessage,
   signalingUrl,
+  type CameraInfo,
   type IceCandidate,
   type IceConfig,
   type RoverStatus,
@@ -69,6 +71,9 @@ const RECONNECT_MAX_MS = 10_000;
 const STATS_INTERVAL_MS = 1_000;
 const RETRY_MIN_MS = 2_000;
 const RETRY_MAX_MS = 30_000;
+const CLOCK_BURST = 5;
+const CLOCK_BURST_SPACING_MS = 150;
+const CLOCK_RESYNC_MS = 30_000;
 
 export class RoverViewerClient {
   readonly roverId: string;
@@ -86,6 +91,14 @@ export class RoverViewerClient {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** The selected path of the live call, from the latest stats sample. */
   path: MediaPath | null = null;
+  /**
+   * When each step of the latest call happened (performance.now() ms): watch sent, offer in, answer out,
+   * ICE connected, DTLS/peer connected, first track. Shows where time to first frame goes.
+   */
+  timeline: Partial<Record<'watch' | 'offer' | 'answer' | 'ice' | 'connected' | 'track', number>> = {};
+  /** The server's clock, synced while the camera carries a timecode (to read glass-to-glass latency). */
+  readonly clock = new ServerClock();
+  private clockTimers: ReturnType<typeof setTimeout>[] = [];
   private readonly listeners = new Map<keyof ViewerClientEvents, Set<(event: never) => void>>();
   private socket: WebSocket | null = null;
   private wantWatch = false;
@@ -151,8 +164,14 @@ export class RoverViewerClient {
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeatTimer);
+    this.stopClockSync();
     this.socket?.close(1000, 'viewer closed');
     this.socket = null;
+  }
+
+  /** What the rover announced about the watched camera (size, rate, timecode), once known. */
+  get camera(): CameraInfo | undefined {
+    return this.rover.cameras.find((camera) => camera.id === this.cameraId);
   }
 
   get peerConnection(): RTCPeerConnection | null {
@@ -208,6 +227,7 @@ export class RoverViewerClient {
       if (this.socket !== socket) return;
       this.socket = null;
       clearInterval(this.heartbeatTimer);
+      this.stopClockSync();
       if (this.stopped) return;
       if (event.code === CloseCode.BadRequest || event.code === CloseCode.UnsupportedVersion) {
         this.fail(`the server refused this viewer: ${event.reason || event.code}`);
@@ -264,6 +284,7 @@ export class RoverViewerClient {
 
   private sendWatch(keepStatus = false): void {
     if (!this.wantWatch) return;
+    this.timeline = { watch: performance.now() };
     this.send({ type: 'watch', cameraId: this.cameraId });
     if (this.state !== 'live' && !keepStatus) {
       this.setState(this.rover.online ? 'connecting' : 'offline', this.rover.online ? 'asking the rover for video…' : 'rover is offline; video starts when it connects');
@@ -274,12 +295,14 @@ export class RoverViewerClient {
     switch (message.type) {
       case 'welcome':
         this.rover = message.rover;
+        this.syncClockIfTimecoded();
         if (this.wantWatch) this.sendWatch();
         else this.setState(this.rover.online ? 'waiting' : 'offline', this.rover.online ? 'rover online' : 'rover is offline');
         return;
       case 'rover-status': {
         const wasOnline = this.rover.online;
         this.rover = message.rover;
+        this.syncClockIfTimecoded();
         if (!message.rover.online && this.state !== 'live') {
           this.setState('offline', this.wantWatch ? 'rover is offline; video starts when it connects' : 'rover is offline');
         } else if (message.rover.online && !wasOnline && this.state !== 'live') {
@@ -288,6 +311,7 @@ export class RoverViewerClient {
         return;
       }
       case 'offer':
+        this.timeline.offer ??= performance.now();
         return this.acceptOffer(message.callId, message.sdp, message.ice);
       case 'candidate':
         return this.addRemoteCandidate(message.callId, message.candidate);
@@ -315,7 +339,27 @@ export class RoverViewerClient {
         return;
       case 'pong':
         return;
+      case 'clock':
+        this.clock.addReply(message.t, message.serverTime);
+        return;
     }
+  }
+
+  /** Keep the server clock in sync while the watched camera carries a timecode (and only then). */
+  private syncClockIfTimecoded(): void {
+    if (!this.camera?.timecode) {
+      this.stopClockSync();
+      return;
+    }
+    if (this.clockTimers.length > 0) return;
+    const ask = (): void => this.send({ type: 'clock', t: this.clock.localNow() });
+    for (let i = 0; i < CLOCK_BURST; i++) this.clockTimers.push(setTimeout(ask, i * CLOCK_BURST_SPACING_MS));
+    this.clockTimers.push(setInterval(ask, CLOCK_RESYNC_MS));
+  }
+
+  private stopClockSync(): void {
+    for (const timer of this.clockTimers) clearTimeout(timer);
+    this.clockTimers = [];
   }
 
   // ---------------------------------------------------------------- WebRTC
@@ -348,6 +392,7 @@ export class RoverViewerClient {
         receiver.playoutDelayHint = 0;
       }
       const stream = event.streams[0] ?? new MediaStream([event.track]);
+      this.timeline.track ??= performance.now();
       this.emit('stream', { stream });
     };
     pc.onicecandidate = (event) => {
@@ -359,10 +404,14 @@ export class RoverViewerClient {
         candidate: candidate ? { candidate: candidate.candidate, mid: candidate.sdpMid ?? '0' } : { candidate: '', mid: '0' },
       });
     };
+    pc.oniceconnectionstatechange = () => {
+      if (this.call === call && (pc.iceConnectionState === 'connected' || pc.iceConnectionState === 'completed')) this.timeline.ice ??= performance.now();
+    };
     pc.onconnectionstatechange = () => {
       if (this.call !== call) return;
       switch (pc.connectionState) {
         case 'connected':
+          this.timeline.connected ??= performance.now();
           this.failedCalls = 0;
           this.setState('live', 'receiving video');
           this.startStats();
@@ -384,6 +433,7 @@ export class RoverViewerClient {
     await pc.setLocalDescription(answer);
     if (this.call !== call || !pc.localDescription) return;
     this.send({ type: 'answer', callId, sdp: pc.localDescription.sdp });
+    this.timeline.answer ??= performance.now();
   }
 
   private async addRemoteCandidate(callId: string, candidate: IceCandidate): Promise<void> {
@@ -446,6 +496,7 @@ export class RoverViewerClient {
       call.pc.ontrack = null;
       call.pc.onicecandidate = null;
       call.pc.onconnectionstatechange = null;
+      call.pc.oniceconnectionstatechange = null;
       call.pc.close();
     }
   }

@@ -1,6 +1,7 @@
 /** Hosted viewer page glue: binds RoverViewerClient to the DOM of rover.html. */
 import { isValidRoverId } from '../../protocol/index.js';
 import { RoverViewerClient, type ViewerState } from './client.js';
+import { LatencyMeter } from './latency.js';
 
 const STATE_LABELS: Record<ViewerState, string> = {
   offline: 'Rover offline',
@@ -24,6 +25,7 @@ const stateDetail = element<HTMLElement>('state-detail');
 const connectButton = element<HTMLButtonElement>('connect');
 const statsLine = element<HTMLElement>('stats');
 const pathBadge = element<HTMLElement>('path');
+const latencyBadge = element<HTMLElement>('latency');
 element<HTMLElement>('rover-name').textContent = roverId;
 document.title = `${roverId} · Rover Live`;
 
@@ -42,6 +44,9 @@ if (!isValidRoverId(roverId)) {
   });
   // Test and embedding hook: lets automation read the client's state and peer connection.
   (window as unknown as { roverViewer: RoverViewerClient }).roverViewer = client;
+  // Glass-to-glass latency, read from frames when the camera stamps them (the rover's `meter` source).
+  const latency = new LatencyMeter(video, client.clock);
+  (window as unknown as { roverLatency: LatencyMeter }).roverLatency = latency;
 
   let watching = false;
   const render = (): void => {
@@ -61,7 +66,18 @@ if (!isValidRoverId(roverId)) {
   client.on('stats', (s) => {
     statsLine.textContent = `${s.width}×${s.height} · ${s.fps.toFixed(0)} fps · ${s.bitrateKbps} kbit/s`;
     renderPath();
+    renderLatency();
   });
+  const renderLatency = (): void => {
+    const timecoded = client.state === 'live' && client.camera?.timecode === true;
+    if (timecoded) latency.start();
+    else latency.stop();
+    const recent = timecoded ? latency.summary(2_000) : null;
+    latencyBadge.hidden = recent === null;
+    latencyBadge.textContent = recent === null ? '' : `Glass-to-glass ${Math.round(recent.p50)} ms`;
+    latencyBadge.title = recent === null ? '' : `last 2 s: median ${recent.p50.toFixed(0)} ms, p95 ${recent.p95.toFixed(0)} ms, worst ${recent.max.toFixed(0)} ms (${recent.samples} frames)`;
+  };
+  client.on('state', renderLatency);
   const renderPath = (): void => {
     const path = client.state === 'live' ? client.path : null;
     pathBadge.hidden = path === null;
@@ -79,6 +95,7 @@ if (!isValidRoverId(roverId)) {
       video.srcObject = null;
       statsLine.textContent = '';
       renderPath();
+      renderLatency();
     }
     render();
   });

@@ -302,6 +302,8 @@ export class RoverRoom extends DurableObject<Env> {
           callId: message.callId,
           reason: message.reason,
         });
+      case 'clock':
+        return this.send(socket, { type: 'clock', t: message.t, serverTime: Date.now() });
     }
   }
 
@@ -336,6 +338,9 @@ export class RoverRoom extends DurableObject<Env> {
           return;
         }
         this.send(rover, { ...message, viewerId: viewer.viewerId } satisfies ServerToRover);
+        return;
+      case 'clock':
+        this.send(socket, { type: 'clock', t: message.t, serverTime: Date.now() });
         return;
     }
   }
