@@ -1,6 +1,7 @@
 /** rover-sender entry point: parse config, start cameras and signaling, shut down cleanly on signals. */
 import { ConfigError, parseArgs } from './config.js';
 import { EncoderError } from './encoder.js';
+import { EncoderSelectionError, resolveEncoder, type EncoderProfile } from './encoders.js';
 import { createLogger } from './log.js';
 import { RoverSender } from './sender.js';
 
@@ -18,6 +19,21 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel, { rover: config.roverId });
+  // Once, before any camera starts: which H.264 encoder this machine has (or the one asked for).
+  let encoder: EncoderProfile;
+  try {
+    encoder = resolveEncoder(config.encoder, process.platform, log);
+  } catch (error) {
+    if (error instanceof EncoderSelectionError) {
+      log.error(`cannot start camera: ${error.message}`);
+      process.exit(4);
+    }
+    throw error;
+  }
+  log.info(`encoder: ${encoder.label}`, {
+    chosen: config.encoder === 'auto' ? 'auto' : 'requested',
+    ...(encoder.bitrate.runtime ? {} : { bitrate: 'fixed at start' }),
+  });
   const sender = new RoverSender({
     server: config.server,
     roverId: config.roverId,
@@ -25,7 +41,7 @@ async function main(): Promise<void> {
     iceServers: config.iceServers,
     relayOnly: config.relayOnly,
     log,
-    cameras: [{ id: config.cameraId, label: config.cameraLabel, source: config.source, video: config.video }],
+    cameras: [{ id: config.cameraId, label: config.cameraLabel, source: config.source, video: config.video, encoder, adapt: config.adapt }],
   });
 
   let shuttingDown = false;

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_CAMERA_ID, isValidRoverId } from '../../protocol/index.js';
+import { ENCODER_KINDS, type EncoderPreference } from './encoders.js';
 import type { LogLevel } from './log.js';
 import { parseSource, SOURCE_HELP, SourceParseError, type SourcePreset, type VideoSettings } from './pipeline.js';
 
@@ -15,6 +16,10 @@ export interface ParsedConfig {
   cameraLabel: string;
   source: SourcePreset;
   video: VideoSettings;
+  /** Adapt bitrate/size/rate to the viewers' links (congestion.ts): the floor in kbit/s, or false for a fixed bitrate. */
+  adapt: { minKbps: number } | false;
+  /** H.264 encoder to use; auto picks hardware when this machine has it (encoders.ts). */
+  encoder: EncoderPreference;
   /** This rover's token (JWT from `npm run token -- rover`), sent as Authorization: Bearer. */
   token: string;
   /** Extra STUN/TURN URLs of the operator's own, besides the ones the Worker hands out per call. */
@@ -49,6 +54,9 @@ export function buildProgram(): Command {
     .addOption(new Option('-H, --height <px>', 'video height').env('ROVER_HEIGHT').default(720).argParser(integer('height', 16, 4320)))
     .addOption(new Option('-f, --fps <n>', 'frames per second').env('ROVER_FPS').default(30).argParser(integer('fps', 1, 120)))
     .addOption(new Option('-b, --bitrate <kbps>', 'H.264 target bitrate in kbit/s').env('ROVER_BITRATE').default(2000).argParser(integer('bitrate', 50, 50_000)))
+    .addOption(new Option('--adapt <on|off>', 'adapt bitrate, picture size and frame rate to the viewers\' links (--bitrate is then the ceiling)').env('ROVER_ADAPT').choices(['on', 'off']).default('on'))
+    .addOption(new Option('--min-bitrate <kbps>', 'lowest bitrate adaptation may choose, kbit/s').env('ROVER_MIN_BITRATE').default(150).argParser(integer('min-bitrate', 50, 50_000)))
+    .addOption(new Option('--encoder <name>', 'H.264 encoder: auto picks a hardware encoder when present, else x264').env('ROVER_ENCODER').choices(['auto', ...ENCODER_KINDS]).default('auto'))
     .addOption(new Option('--token <token>', 'this rover\'s token (prefer the env var or --token-file: argv is visible to other users)').env('ROVER_TOKEN'))
     .addOption(new Option('--token-file <path>', 'read the rover token from a file (e.g. a systemd credential)').env('ROVER_TOKEN_FILE'))
     .addOption(new Option('--ice-server <url...>', 'extra STUN/TURN URL(s) besides those the server provides, e.g. stun:stun.example.com:3478').env('ROVER_ICE_SERVERS').argParser(collect))
@@ -107,6 +115,8 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
     cameraLabel: String(options['cameraLabel']).slice(0, 64),
     source,
     video: { width, height, fps: Number(options['fps']), bitrateKbps: Number(options['bitrate']) },
+    encoder: (options['encoder'] as EncoderPreference | undefined) ?? 'auto',
+    adapt: options['adapt'] === 'off' ? false : { minKbps: Math.min(Number(options['minBitrate'] ?? 150), Number(options['bitrate'])) },
     token,
     iceServers,
     relayOnly: options['relayOnly'] === true,

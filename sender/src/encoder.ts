@@ -7,11 +7,16 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Pipeline } from 'gstreamer-superficial';
+import { runtimeBitrateValue, X264_PROFILE, type EncoderProfile } from './encoders.js';
 import { KeyframeLimiter } from './keyframe-limiter.js';
+import { MeterSource } from './meter.js';
 import type { Logger } from './log.js';
 import {
   buildPipeline,
   ENCODER_NAME,
+  METER_SOURCE_NAME,
+  SHAPE_NAME,
+  shapeCaps,
   explainMissingElement,
   explainSourceError,
   PAYLOADER_NAME,
@@ -42,6 +47,10 @@ export interface EncoderOptions {
   /** How long to wait for the first packet before declaring the source dead. */
   startTimeoutMs?: number;
   keyframeMinIntervalMs?: number;
+  /** H.264 encoder profile, resolved once at start (encoders.ts: resolveEncoder); default x264enc. */
+  encoder?: EncoderProfile;
+  /** Capture clock for the `meter` source, ms since the Unix epoch (default: this machine's clock). */
+  clock?: () => number;
 }
 
 export interface EncoderEvents {
@@ -57,7 +66,15 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
   private socket: Socket | null = null;
   private readonly limiter: KeyframeLimiter;
   private running = false;
+  private meter: MeterSource | null = null;
+  private shape: { width: number; height: number; fps: number } | null = null;
+  private outputSample: { bytes: number; at: number } | null = null;
+  private lastSequence: number | null = null;
+  /** Packets the pipeline sent that never reached this process (sequence gaps). */
+  packetsMissed = 0;
   private keyframeRequestedAt: number | null = null;
+  /** For encoders whose bitrate cannot change while running: said once, not on every congestion tick. */
+  private bitrateFixedLogged = false;
   packetsReceived = 0;
   bytesReceived = 0;
   /** Forced-keyframe latency of the last request, ms (request → first IDR packet). */
@@ -75,6 +92,7 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
   /** Start capture; resolves once the first RTP packet has arrived. */
   async start(): Promise<void> {
     checkSourceDevice(this.options.source);
+    this.lastSequence = null; // a new pipeline numbers its packets afresh
     const socket = createSocket({ type: 'udp4', recvBufferSize: RECEIVE_BUFFER_BYTES });
     this.socket = socket;
     await new Promise<void>((resolve, reject) => {
@@ -90,6 +108,7 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
       payloadType: this.options.payloadType,
       ssrc: this.options.ssrc,
       udpPort: socket.address().port,
+      encoder: this.options.encoder,
     });
     this.options.log.debug('starting pipeline', { pipeline: description });
 
@@ -139,6 +158,7 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
     });
     pipeline.play();
     try {
+      if (this.options.source.kind === 'meter') this.startMeter(pipeline);
       await firstPacket;
     } catch (error) {
       this.stop();
@@ -151,17 +171,56 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
     if (this.running) this.limiter.request();
   }
 
-  /** Change the target bitrate while running (x264enc applies it within about a second). */
-  setBitrate(kbps: number): void {
+  /**
+   * Change the target bitrate while running, through the encoder profile's bitrate property and unit.
+   * Returns false when nothing changed: not running, or an encoder whose bitrate cannot change at run
+   * time (v4l2h264enc, see encoders.ts), which keeps its start bitrate.
+   */
+  setBitrate(kbps: number): boolean {
+    const profile = this.options.encoder ?? X264_PROFILE;
+    const value = runtimeBitrateValue(profile, kbps);
     const encoder = this.pipeline?.findChild(ENCODER_NAME);
-    if (!encoder) return;
-    encoder['bitrate'] = Math.round(kbps);
-    this.options.video.bitrateKbps = Math.round(kbps);
+    if (value === null) {
+      if (!this.bitrateFixedLogged) this.options.log.info('encoder keeps its start bitrate', { encoder: profile.element, kbps: this.options.video.bitrateKbps });
+      this.bitrateFixedLogged = true;
+      return false;
+    }
+    if (!encoder) return false;
+    encoder[profile.bitrate.property] = value;
+    this.options.video.bitrateKbps = Math.max(1, Math.round(kbps));
+    return true;
+  }
+
+  /**
+   * Change the picture size and frame rate while running (congestion control). The caps filter before the
+   * encoder renegotiates; the encoder restarts its stream with a keyframe at the new size, which browsers
+   * follow without a new call. The capture itself is untouched (the meter source keeps its size too).
+   */
+  setShape(shape: { width: number; height: number; fps: number }): void {
+    const filter = this.pipeline?.findChild(SHAPE_NAME);
+    if (!filter) return;
+    filter['caps'] = shapeCaps(shape);
+    this.shape = { ...shape };
+  }
+
+  /** The picture size and frame rate the encoder is fed now. */
+  get currentShape(): { width: number; height: number; fps: number } {
+    return this.shape ?? { width: this.options.video.width, height: this.options.video.height, fps: this.options.video.fps };
+  }
+
+  /** What the encoder actually produced since the previous call, kbit/s (0 on the first call). */
+  sampleOutputKbps(now = performance.now()): number {
+    const previous = this.outputSample;
+    this.outputSample = { bytes: this.bytesReceived, at: now };
+    if (!previous || now <= previous.at) return 0;
+    return ((this.bytesReceived - previous.bytes) * 8) / (now - previous.at);
   }
 
   stop(): void {
     this.running = false;
     this.limiter.dispose();
+    this.meter?.stop();
+    this.meter = null;
     if (this.pipeline) {
       try {
         this.pipeline.stop(); // to NULL: releases the camera device
@@ -171,6 +230,15 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
     }
     this.pipeline = null;
     this.closeSocket();
+  }
+
+  private startMeter(pipeline: Pipeline): void {
+    const appsrc = pipeline.findChild(METER_SOURCE_NAME);
+    if (!appsrc?.push) throw new EncoderError('the meter source has no appsrc to feed', true);
+    const push = appsrc.push.bind(appsrc);
+    const { width, height, fps } = this.options.video;
+    this.meter = new MeterSource({ push }, { width, height, fps, now: this.options.clock ?? Date.now });
+    this.meter.start();
   }
 
   private fail(error: EncoderError): void {
@@ -190,6 +258,13 @@ export class H264Encoder extends EventEmitter<EncoderEvents> {
     if (!header) return;
     this.packetsReceived++;
     this.bytesReceived += packet.length;
+    // A packet lost between the pipeline and this process (a full socket buffer under load) can never be
+    // resent to anyone: every viewer would wait for the next periodic keyframe (up to 2 s frozen). Ask now.
+    if (this.lastSequence !== null && header.sequenceNumber !== ((this.lastSequence + 1) & 0xffff)) {
+      this.packetsMissed++;
+      this.limiter.request();
+    }
+    this.lastSequence = header.sequenceNumber;
     clearMarkerOnParameterSets(packet, header);
     rewriteSsrc(packet, this.options.ssrc);
     if (this.keyframeRequestedAt !== null && isKeyframePacket(packet, header)) {

@@ -8,6 +8,8 @@ declare module 'gstreamer-superficial' {
     [key: string]: unknown;
   }
   export interface GstElement {
+    /** appsrc only: queue one buffer (copied). */
+    push?: (buffer: Buffer) => void;
     [property: string]: unknown;
   }
   export class Pipeline {

@@ -2,10 +2,12 @@
  * Builds GStreamer pipeline descriptions from camera source presets. Pure: no GStreamer calls here.
  *
  * Every pipeline ends in the same low-latency tail: scale/convert to the configured size and rate,
- * x264 with zero-latency tuning and no B-frames, constrained-baseline H.264 (what browsers decode),
- * RTP packetization, and a UDP sink to the sender's own loopback socket. The loopback hop keeps media
- * off libuv's thread pool (appsink pulls there stalled intake during connection setup).
+ * the chosen H.264 encoder (encoders.ts; x264 by default) with no B-frames and low-latency rate control,
+ * baseline-profile H.264 (what browsers decode), RTP packetization, and a UDP sink to the sender's own
+ * loopback socket. The loopback hop keeps media off libuv's thread pool (appsink pulls there stalled
+ * intake during connection setup).
  */
+import { X264_PROFILE, type EncoderProfile } from './encoders.js';
 
 export interface VideoSettings {
   width: number;
@@ -16,6 +18,7 @@ export interface VideoSettings {
 
 export type SourcePreset =
   | { kind: 'test'; pattern: string }
+  | { kind: 'meter' }
   | { kind: 'v4l2'; device: string }
   | { kind: 'libcamera'; cameraName?: string }
   | { kind: 'rtsp'; url: string }
@@ -25,6 +28,8 @@ export type SourcePreset =
 export const SOURCE_HELP = `Camera source presets:
   test                 GStreamer test pattern (default)
   test:<pattern>       test pattern by name, e.g. test:ball, test:smpte
+  meter                frames stamped with their capture time: the viewer shows
+                       live glass-to-glass latency (benchmarks, link checks)
   v4l2:/dev/videoN     USB/UVC webcam or capture card on Linux
   libcamera[:<name>]   Raspberry Pi / libcamera CSI camera
   rtsp:<url>           IP camera, e.g. rtsp:rtsp://192.0.2.10:554/stream1
@@ -44,6 +49,9 @@ export function parseSource(spec: string): SourcePreset {
     case 'test':
       if (arg && !/^[a-z0-9-]+$/.test(arg)) throw new SourceParseError(`invalid test pattern "${arg}"`);
       return { kind: 'test', pattern: arg || 'smpte' };
+    case 'meter':
+      if (arg) throw new SourceParseError('meter takes no argument (size and rate come from --width, --height, --fps)');
+      return { kind: 'meter' };
     case 'v4l2':
       if (!/^\/dev\/[A-Za-z0-9._/-]+$/.test(arg)) {
         throw new SourceParseError(`v4l2 needs a device path, e.g. v4l2:/dev/video0 (got "${arg}")`);
@@ -84,6 +92,9 @@ export function sourceFragment(source: SourcePreset, video: VideoSettings): stri
     case 'test':
       // timeoverlay makes motion and freezes visible to a person looking at the test pattern.
       return `videotestsrc is-live=true pattern=${source.pattern} ! video/x-raw,width=${video.width},height=${video.height},framerate=${video.fps}/1 ! timeoverlay halignment=right valignment=bottom font-desc="Sans 18"`;
+    case 'meter':
+      // Frames come from this process (meter.ts); never queue them: a stale frame is a wrong reading.
+      return `appsrc name=${METER_SOURCE_NAME} is-live=true format=time do-timestamp=true min-latency=0 max-buffers=2 leaky-type=downstream caps="video/x-raw,format=I420,width=${video.width},height=${video.height},framerate=${video.fps}/1"`;
     case 'v4l2':
       // decodebin handles both raw and MJPEG webcams (most UVC cameras only do high resolutions as MJPEG).
       return `v4l2src device=${source.device} do-timestamp=true ! decodebin`;
@@ -104,38 +115,43 @@ export interface PipelineOptions {
   payloadType: number;
   ssrc: number;
   udpPort: number;
+  /** H.264 encoder profile (encoders.ts: chooseEncoder); default x264enc. */
+  encoder?: EncoderProfile;
 }
 
 /** Element names the sender looks up at run time. */
 export const ENCODER_NAME = 'enc';
 export const PAYLOADER_NAME = 'pay';
+export const METER_SOURCE_NAME = 'meter';
+export const SHAPE_NAME = 'shape';
+
+/** Raw video caps the encoder is fed: picture size and frame rate (changed at run time by congestion control). */
+export function shapeCaps(shape: { width: number; height: number; fps: number }): string {
+  return `video/x-raw,format=I420,width=${shape.width},height=${shape.height},framerate=${shape.fps}/1`;
+}
 
 export function buildPipeline(options: PipelineOptions): string {
   const { video } = options;
-  const keyframeInterval = Math.max(1, Math.round(video.fps * 2));
   return [
     sourceFragment(options.source, video),
     'videoconvert',
     'videoscale',
     'videorate drop-only=true',
-    `video/x-raw,format=I420,width=${video.width},height=${video.height},framerate=${video.fps}/1`,
+    // Named, so congestion control can change the picture size and rate at run time (shapeCaps).
+    `capsfilter name=${SHAPE_NAME} caps="${shapeCaps(video)}"`,
     // Never queue stale frames: drop the oldest rather than add latency.
     'queue max-size-buffers=2 max-size-bytes=0 max-size-time=0 leaky=downstream',
-    `x264enc name=${ENCODER_NAME} tune=zerolatency speed-preset=ultrafast bitrate=${video.bitrateKbps} vbv-buf-capacity=${vbvMillis(video.fps)} key-int-max=${keyframeInterval} bframes=0 b-adapt=false rc-lookahead=0 sliced-threads=true`,
-    'video/x-h264,profile=constrained-baseline,stream-format=byte-stream',
+    // Any conversion the encoder needs, the encoder (named ENCODER_NAME for run-time changes), its H.264 caps.
+    (options.encoder ?? X264_PROFILE).fragment(video, ENCODER_NAME),
     `rtph264pay name=${PAYLOADER_NAME} pt=${options.payloadType} ssrc=${options.ssrc >>> 0} config-interval=-1 aggregate-mode=zero-latency mtu=1200`,
     `udpsink host=127.0.0.1 port=${options.udpPort} sync=false async=false`,
   ].join(' ! ');
 }
 
-/** A VBV buffer of about 3 frames keeps frame sizes even (fewer bursts, less jitter) without starving keyframes. */
-function vbvMillis(fps: number): number {
-  return Math.max(100, Math.round((3 * 1000) / fps));
-}
-
 /** Which Debian/Ubuntu package provides each element we may use. */
 export const ELEMENT_PACKAGES: Record<string, string> = {
   videotestsrc: 'gstreamer1.0-plugins-base',
+  appsrc: 'gstreamer1.0-plugins-base',
   timeoverlay: 'gstreamer1.0-x',
   videoconvert: 'gstreamer1.0-plugins-base',
   videoscale: 'gstreamer1.0-plugins-base',
@@ -143,6 +159,10 @@ export const ELEMENT_PACKAGES: Record<string, string> = {
   decodebin: 'gstreamer1.0-plugins-base',
   queue: 'gstreamer1.0-tools (GStreamer core)',
   x264enc: 'gstreamer1.0-plugins-ugly',
+  v4l2h264enc: 'gstreamer1.0-plugins-good',
+  vaapih264enc: 'gstreamer1.0-vaapi',
+  nvh264enc: 'gstreamer1.0-plugins-bad',
+  vtenc_h264: 'gst-plugins-bad (macOS: brew install gstreamer)',
   rtph264pay: 'gstreamer1.0-plugins-good',
   udpsink: 'gstreamer1.0-plugins-good',
   v4l2src: 'gstreamer1.0-plugins-good',

@@ -4,8 +4,11 @@
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { signalingUrl, type CameraInfo, type IceConfig, type ServerToRover, type WatchingViewer } from '../../protocol/index.js';
+import { ServerClock } from '../../protocol/clock.js';
 import { backoffDelay } from './backoff.js';
+import { CongestionController } from './congestion.js';
 import { EncoderError, H264Encoder } from './encoder.js';
+import type { EncoderProfile } from './encoders.js';
 import { canRelay, toDataChannelIce, type DataChannelIce } from './ice.js';
 import { errorSummary, type Logger } from './log.js';
 import { CALL_FAILED_REASON, H264_PAYLOAD_TYPE, ViewerCall } from './peer.js';
@@ -18,6 +21,13 @@ export interface CameraConfig {
   label: string;
   source: SourcePreset;
   video: VideoSettings;
+  /** H.264 encoder, resolved once at start (cli.ts: resolveEncoder); default x264enc. */
+  encoder?: EncoderProfile;
+  /**
+   * Adapt bitrate, picture size and frame rate to the viewers' links (default on). `video` is then the
+   * start and the ceiling; minKbps the floor.
+   */
+  adapt?: { minKbps: number } | false;
 }
 
 export interface SenderConfig {
@@ -41,6 +51,11 @@ interface Camera {
   live: boolean;
   restartAttempt: number;
   restartTimer?: NodeJS.Timeout;
+  congestion: CongestionController | null;
+  /** What the encoder produced over the last adaptation tick, kbit/s. */
+  outputKbps: number;
+  /** The encoder's packet count at the last adaptation tick. */
+  packetsAtTick: number;
 }
 
 interface Watcher {
@@ -52,6 +67,12 @@ interface Watcher {
 
 /** A restart reuses the call's TURN credentials only while they have at least this long left. */
 const MIN_CREDENTIAL_LIFE_MS = 60_000;
+/** How often congestion control looks at the viewers' reports (browsers send them about every second). */
+const ADAPT_INTERVAL_MS = 1_000;
+/** Clock sync (for timecoded cameras): a few samples on connect, then one now and then to track drift. */
+const CLOCK_BURST = 5;
+const CLOCK_BURST_SPACING_MS = 150;
+const CLOCK_RESYNC_MS = 30_000;
 /** The server answers pings within milliseconds; no answer in this time means the link is down. */
 const SIGNALING_PROBE_MS = 1_500;
 
@@ -67,6 +88,10 @@ export class RoverSender {
   private readonly network: NetworkWatcher;
   private readonly cname = `rover-${randomBytes(6).toString('hex')}`;
   private stopping = false;
+  /** The server's clock: timecoded cameras paint capture times on it, so viewers anywhere can read them. */
+  readonly clock = new ServerClock();
+  private clockTimers: NodeJS.Timeout[] = [];
+  private adaptTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly config: SenderConfig) {
     this.signaling = new SignalingClient({
@@ -104,6 +129,33 @@ export class RoverSender {
     }
     this.signaling.start();
     this.network.start();
+    this.adaptTimer = setInterval(() => this.adapt(), ADAPT_INTERVAL_MS);
+  }
+
+  /** Congestion control tick: measure each encoder's output, let its controller decide, apply. */
+  private adapt(): void {
+    const now = performance.now();
+    for (const camera of this.cameras.values()) {
+      camera.outputKbps = camera.encoder.sampleOutputKbps(now);
+      const packets = camera.encoder.packetsReceived - camera.packetsAtTick;
+      camera.packetsAtTick = camera.encoder.packetsReceived;
+      if (!camera.congestion || !camera.live) continue;
+      const before = camera.congestion.current;
+      const level = camera.congestion.decide(now, camera.outputKbps, Math.max(0, packets));
+      if (!level) continue;
+      camera.encoder.setBitrate(level.kbps);
+      const reshaped = level.width !== before.width || level.height !== before.height || level.fps !== before.fps;
+      if (reshaped) camera.encoder.setShape(level);
+      this.config.log[reshaped ? 'info' : 'debug']('adapting video to the viewers\' links', {
+        camera: camera.config.id,
+        kbps: level.kbps,
+        size: `${level.width}x${level.height}`,
+        fps: level.fps,
+        producedKbps: Math.round(camera.outputKbps),
+        loss: camera.congestion.weakest()?.loss.toFixed(3),
+        rembKbps: camera.congestion.weakest()?.rembKbps?.toFixed(0),
+      });
+    }
   }
 
   /**
@@ -125,6 +177,8 @@ export class RoverSender {
     if (this.stopping) return;
     this.stopping = true;
     this.network.stop();
+    this.stopClockSync();
+    clearInterval(this.adaptTimer);
     for (const viewerId of [...this.watchers.keys()]) this.forgetWatcher(viewerId);
     for (const call of [...this.calls.values()]) this.hangUp(call, 'rover shutting down');
     for (const camera of this.cameras.values()) {
@@ -142,8 +196,20 @@ export class RoverSender {
       payloadType: H264_PAYLOAD_TYPE,
       ssrc,
       log: this.config.log.child({ camera: config.id }),
+      clock: () => this.clock.now(),
+      encoder: config.encoder,
     });
-    const camera: Camera = { config, encoder, ssrc, live: false, restartAttempt: 0 };
+    const congestion =
+      config.adapt === false
+        ? null
+        : new CongestionController({
+            maxKbps: config.video.bitrateKbps,
+            minKbps: config.adapt?.minKbps,
+            width: config.video.width,
+            height: config.video.height,
+            fps: config.video.fps,
+          });
+    const camera: Camera = { config, encoder, ssrc, live: false, restartAttempt: 0, congestion, outputKbps: 0, packetsAtTick: 0 };
     encoder.on('packet', (packet, timestamp) => {
       for (const call of this.calls.values()) if (call.cameraId === config.id) call.sendRtp(packet, timestamp);
     });
@@ -169,6 +235,12 @@ export class RoverSender {
       await camera.encoder.start();
       camera.live = true;
       camera.restartAttempt = 0;
+      // The new pipeline starts from the configured settings: put back what the links currently allow.
+      if (camera.congestion) {
+        const level = camera.congestion.current;
+        camera.encoder.setBitrate(level.kbps);
+        camera.encoder.setShape(level);
+      }
       this.config.log.info('camera recovered', { camera: camera.config.id });
     } catch (error) {
       const encoderError = error instanceof EncoderError ? error : new EncoderError(String(error), false);
@@ -181,6 +253,10 @@ export class RoverSender {
       case 'welcome':
         this.signaling.send({ type: 'announce', cameras: this.cameraInfo() });
         this.reconcileViewers(message.viewers);
+        if ([...this.cameras.values()].some((camera) => camera.config.source.kind === 'meter')) this.startClockSync();
+        return;
+      case 'clock':
+        this.clock.addReply(message.t, message.serverTime);
         return;
       case 'viewer-join':
         this.setWatcher(message.viewerId, message.cameraId, message.ice);
@@ -279,10 +355,15 @@ export class RoverSender {
       onConnected: () => {
         const watcher = this.watchers.get(viewerId);
         if (watcher) watcher.restartAttempt = 0;
+        camera.congestion?.addViewer(viewerId);
       },
+      onRtcp: (event) => camera.congestion?.onRtcp(viewerId, event, performance.now()),
       onClosed: (closed, reason) => {
-        if (this.calls.get(viewerId) === closed) this.calls.delete(viewerId);
-        log.info('call ended', { reason, packetsSent: closed.packetsSent });
+        if (this.calls.get(viewerId) === closed) {
+          this.calls.delete(viewerId);
+          camera.congestion?.removeViewer(viewerId);
+        }
+        log.info('call ended', { reason, packetsSent: closed.packetsSent});
         if (reason === CALL_FAILED_REASON && !this.stopping) this.restartBrokenCall(viewerId, callId, log);
       },
     });
@@ -353,6 +434,20 @@ export class RoverSender {
       width: config.video.width,
       height: config.video.height,
       fps: config.video.fps,
+      ...(config.source.kind === 'meter' ? { timecode: true } : {}),
     }));
+  }
+
+  /** A burst of clock requests now (after each (re)connect), then one every CLOCK_RESYNC_MS. */
+  private startClockSync(): void {
+    this.stopClockSync();
+    const ask = (): void => void this.signaling.send({ type: 'clock', t: this.clock.localNow() });
+    for (let i = 0; i < CLOCK_BURST; i++) this.clockTimers.push(setTimeout(ask, i * CLOCK_BURST_SPACING_MS));
+    this.clockTimers.push(setInterval(ask, CLOCK_RESYNC_MS));
+  }
+
+  private stopClockSync(): void {
+    for (const timer of this.clockTimers) clearTimeout(timer);
+    this.clockTimers = [];
   }
 }

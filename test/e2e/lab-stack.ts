@@ -28,6 +28,8 @@ export interface LabStackOptions {
   videoArgs?: string[];
   /** Extra Worker vars (e.g. HEARTBEAT_TIMEOUT_SECONDS). */
   workerVars?: Record<string, string>;
+  /** Every line the sender logs (its output ring keeps only the latest). */
+  onSenderLine?: (line: string) => void;
 }
 
 export interface LabStack {
@@ -135,6 +137,7 @@ export async function startLabStack(lab: Lab, options: LabStackOptions): Promise
       roverId,
       token: await worker.roverToken(roverId),
       command: ['ip', 'netns', 'exec', lab.namespaces.rover],
+      ...(options.onSenderLine ? { onLine: options.onSenderLine } : {}),
       args: [...(options.videoArgs ?? ['--width', '640', '--height', '360', '--fps', '30', '--bitrate', '800']), ...(options.senderArgs ?? [])],
     });
     started.push(() => sender.stop());

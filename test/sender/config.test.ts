@@ -55,9 +55,11 @@ describe('sender config', () => {
       cameraLabel: 'Main camera',
       source: { kind: 'test', pattern: 'smpte' },
       video: { width: 1280, height: 720, fps: 30, bitrateKbps: 2000 },
+      encoder: 'auto',
       token: TOKEN,
       iceServers: [],
       relayOnly: false,
+      adapt: { minKbps: 150 },
       logLevel: 'info',
     });
   });
@@ -73,10 +75,12 @@ describe('sender config', () => {
       '--height', '480',
       '--fps', '15',
       '--bitrate', '800',
+      '--encoder', 'vaapi',
       '--token', 'a.b.c',
       '--ice-server', 'stun:stun.example.com:3478',
       '--ice-server', 'turn:turn.example.com:3478,turns:turn.example.com:5349',
       '--relay-only',
+      '--min-bitrate', '200',
       '--log-level', 'debug',
     ]);
     expect(config).toEqual({
@@ -86,9 +90,11 @@ describe('sender config', () => {
       cameraLabel: 'Front camera',
       source: { kind: 'v4l2', device: '/dev/video1' },
       video: { width: 640, height: 480, fps: 15, bitrateKbps: 800 },
+      encoder: 'vaapi',
       token: 'a.b.c',
       iceServers: ['stun:stun.example.com:3478', 'turn:turn.example.com:3478', 'turns:turn.example.com:5349'],
       relayOnly: true,
+      adapt: { minKbps: 200 },
       logLevel: 'debug',
     });
   });
@@ -144,10 +150,12 @@ describe('sender config', () => {
       ROVER_HEIGHT: '1080',
       ROVER_FPS: '25',
       ROVER_BITRATE: '4000',
+      ROVER_ENCODER: 'v4l2',
       ROVER_TOKEN: 'x.y.z',
       ROVER_RELAY_ONLY: '1',
       ROVER_ICE_SERVERS: 'stun:a.example, stun:b.example',
       ROVER_LOG_LEVEL: 'warn',
+      ROVER_MIN_BITRATE: '500',
     });
     expect(parse([])).toEqual({
       server: 'https://rovers.example.com',
@@ -156,9 +164,11 @@ describe('sender config', () => {
       cameraLabel: 'Rear',
       source: { kind: 'rtsp', url: 'rtsp://192.0.2.10/stream' },
       video: { width: 1920, height: 1080, fps: 25, bitrateKbps: 4000 },
+      encoder: 'v4l2',
       token: 'x.y.z',
       iceServers: ['stun:a.example', 'stun:b.example'],
       relayOnly: true,
+      adapt: { minKbps: 500 },
       logLevel: 'warn',
     });
   });
@@ -204,6 +214,24 @@ describe('sender config', () => {
     expect(commanderError([...REQUIRED, '--log-level', 'verbose']).code).toBe('commander.invalidArgument');
   });
 
+  it('--encoder takes auto or an encoder kind (env ROVER_ENCODER); a flag beats the env var', () => {
+    for (const encoder of ['auto', 'x264', 'v4l2', 'vaapi', 'nvh264', 'vtenc']) {
+      expect(parse([...REQUIRED, '--encoder', encoder]).encoder).toBe(encoder);
+    }
+    process.env['ROVER_ENCODER'] = 'nvh264';
+    expect(parse(REQUIRED).encoder).toBe('nvh264');
+    expect(parse([...REQUIRED, '--encoder', 'x264']).encoder).toBe('x264');
+  });
+
+  it('an unknown --encoder or ROVER_ENCODER is a commander error listing the choices', () => {
+    const error = commanderError([...REQUIRED, '--encoder', 'x265']);
+    expect(error.code).toBe('commander.invalidArgument');
+    expect(error.message).toContain('auto, x264, v4l2, vaapi, nvh264, vtenc');
+    expect(commanderError([...REQUIRED, '--encoder', 'X264']).code).toBe('commander.invalidArgument');
+    process.env['ROVER_ENCODER'] = 'nvenc';
+    expect(commanderError(REQUIRED).code).toBe('commander.invalidArgument');
+  });
+
   it('odd width or height is a ConfigError', () => {
     expect(configError([...REQUIRED, '--width', '1279']).message).toBe('--width and --height must be even numbers (H.264 4:2:0)');
     expect(configError([...REQUIRED, '--height', '721']).message).toContain('even');
@@ -247,5 +275,17 @@ describe('sender config', () => {
     for (const text of ['--server <url>', '--rover <id>', 'Camera source presets:', 'test:<pattern>', 'v4l2:/dev/videoN', 'libcamera[:<name>]', 'rtsp:<url>', 'avf[:<index>]', 'pipeline:<fragment>', 'ROVER_SERVER']) {
       expect(out, text).toContain(text);
     }
+  });
+
+  it('adapts to the links by default, with a floor; --adapt off keeps the bitrate fixed', () => {
+    expect(parse([...REQUIRED, '--min-bitrate', '300']).adapt).toEqual({ minKbps: 300 });
+    expect(parse([...REQUIRED, '--adapt', 'off']).adapt).toBe(false);
+    process.env['ROVER_ADAPT'] = 'off';
+    expect(parse(REQUIRED).adapt).toBe(false);
+    delete process.env['ROVER_ADAPT'];
+    // A floor above the ceiling is the ceiling.
+    expect(parse([...REQUIRED, '--bitrate', '200', '--min-bitrate', '400']).adapt).toEqual({ minKbps: 200 });
+    expect(commanderError([...REQUIRED, '--adapt', 'maybe']).code).toBe('commander.invalidArgument');
+    expect(commanderError([...REQUIRED, '--min-bitrate', '10']).code).toBe('commander.invalidArgument');
   });
 });

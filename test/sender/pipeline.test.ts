@@ -91,7 +91,8 @@ describe('buildPipeline', () => {
     const elements = pipeline.split(' ! ');
     expect(elements[0]).toMatch(/^videotestsrc is-live=true pattern=ball$/);
     expect(elements).toContain('video/x-raw,width=1280,height=720,framerate=30/1');
-    expect(elements).toContain('video/x-raw,format=I420,width=1280,height=720,framerate=30/1');
+    // The named caps filter congestion control reshapes at run time.
+    expect(elements).toContain('capsfilter name=shape caps="video/x-raw,format=I420,width=1280,height=720,framerate=30/1"');
 
     const x264 = elements.find((e) => e.startsWith('x264enc '));
     expect(x264).toBeDefined();
@@ -186,5 +187,23 @@ describe('explainSourceError', () => {
   it('anything else, or another source kind, is reported as is', () => {
     expect(explainSourceError(v4l2, 'Internal data stream error')).toBe('camera source failed: Internal data stream error');
     expect(explainSourceError({ kind: 'test', pattern: 'smpte' }, 'device busy')).toBe('camera source failed: device busy');
+  });
+});
+
+describe('meter source', () => {
+  it('parses, and feeds the pipeline from an appsrc of the configured size that never queues stale frames', () => {
+    expect(parseSource('meter')).toEqual({ kind: 'meter' });
+    expect(() => parseSource('meter:fast')).toThrow(/meter takes no argument/);
+    const description = buildPipeline({
+      source: { kind: 'meter' },
+      video: { width: 640, height: 360, fps: 25, bitrateKbps: 800 },
+      payloadType: 96,
+      ssrc: 7,
+      udpPort: 5000,
+    });
+    const first = description.split(' ! ')[0]!;
+    expect(first).toMatch(/^appsrc name=meter is-live=true format=time do-timestamp=true /);
+    expect(first).toContain('max-buffers=2 leaky-type=downstream');
+    expect(first).toContain('caps="video/x-raw,format=I420,width=640,height=360,framerate=25/1"');
   });
 });
