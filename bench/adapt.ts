@@ -200,3 +200,11 @@ for (const r of results) {
   );
 }
 console.log(`(glass-to-glass before the cap, p50: ${results.map((r) => `${r.mode} ${r.g2gBeforeP50.toFixed(0)} ms`).join(', ')})`);
+const adaptive = results.find((r) => r.mode === 'on');
+if (adaptive) {
+  const met = (ok: boolean): string => (ok ? 'met' : 'MISSED');
+  console.log(`goal settle ≤ 5 s: ${met(adaptive.viewerSettledS !== null && adaptive.viewerSettledS <= 5)} (${fmt(adaptive.viewerSettledS)})`);
+  console.log(`goal ≥ 20 fps while capped: ${met(adaptive.fpsCapped.median >= 20)} (median ${adaptive.fpsCapped.median} fps; worst second ${adaptive.fpsCapped.min} fps, while the queue drains)`);
+  console.log(`goal glass-to-glass p95 ≤ 300 ms while capped: ${met(adaptive.g2gCappedP95 <= 300)} (${adaptive.g2gCappedP95.toFixed(0)} ms)`);
+  console.log(`goal 0 freezes > 1 s: ${met(adaptive.freezes === 0)} (${adaptive.freezes}; longest gap ${adaptive.longestGapMs.toFixed(0)} ms); bitrate back ${fmt(adaptive.recoverS)} after the lift`);
+}

@@ -86,7 +86,7 @@ for (const bench of selected) {
   if (code !== 0) failed++;
   // Progress dots are noise in a report.
   const text = output.replace(/^\.+$/gm, '').replace(/\n{3,}/g, '\n\n').trim();
-  for (const line of text.split('\n')) if (/goal/i.test(line)) goals.push(`- ${bench.title}: ${line.replace(/^[-\s]+/, '')}`);
+  for (const line of text.split('\n')) if (/goal/i.test(line) && !line.startsWith('|')) goals.push(`- ${bench.title}: ${line.replace(/^[-\s]+/, '')}`);
   const env = Object.entries(bench.env ?? {}).map(([k, v]) => `${k}=${v} `).join('');
   sections.push(
     `## ${bench.title}\n\n\`${env}npm run ${bench.script}\` — ${((Date.now() - started) / 1000).toFixed(0)} s${code === 0 ? '' : `, **exited ${code}**`}\n\n\`\`\`\n${text}\n\`\`\``,
