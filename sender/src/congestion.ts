@@ -50,15 +50,28 @@ interface ViewerState {
   /** The REMB has reached the sending rate once: from then on it is the path's estimate, not a start value. */
   rembTrusted: boolean;
   /**
-   * The last decision cut this estimate: the interval since then still carries loss from before the cut
-   * (packets in flight, NACKs for them), so it neither cuts again nor grows — it waits one decision.
+   * When the estimate was last cut: for HOLD_AFTER_CUT_MS the reports still carry loss from before the
+   * cut (packets in flight, NACKs for them), so the estimate neither cuts again nor grows.
    */
-  justCut: boolean;
+  cutAt: number | null;
+  /** The interval being measured: since when, and how many packets were sent in it. */
+  intervalStart: number | null;
+  intervalPackets: number;
 }
 
 const LOSS_HIGH = 0.1;
 const LOSS_LOW = 0.02;
-const GROWTH_PER_DECISION = 1.08;
+/** Growth per second on a clean link without a trusted REMB (GCC's 8 %), and towards a trusted REMB. */
+const GROWTH_PER_SECOND = 1.08;
+const GROWTH_TO_REMB_PER_SECOND = 1.5;
+/**
+ * Loss is judged over an interval of at least this many packets (or a second): at 2.5 Mbit/s that is a
+ * quarter second, so a link that shrinks under a high rate is answered fast, yet a few random losses in a
+ * short window are not mistaken for congestion.
+ */
+const MIN_INTERVAL_PACKETS = 60;
+const MAX_INTERVAL_MS = 1_000;
+const HOLD_AFTER_CUT_MS = 1_200;
 const DELIVERED_MARGIN = 0.9;
 /** A REMB older than this no longer caps the estimate (Chrome sends one about every second). */
 const REMB_FRESH_MS = 3_000;
@@ -96,7 +109,7 @@ export class CongestionController {
   addViewer(viewerId: string): void {
     // A newcomer starts at the current level: it must not drag the encoder down before it has reported.
     if (!this.viewers.has(viewerId)) {
-      this.viewers.set(viewerId, { estimateKbps: this.options.maxKbps, rembKbps: null, rembAt: 0, lastLoss: 0, latest: null, used: null, nacked: new Set(), rembTrusted: false, justCut: false });
+      this.viewers.set(viewerId, { estimateKbps: this.options.maxKbps, rembKbps: null, rembAt: 0, lastLoss: 0, latest: null, used: null, nacked: new Set(), rembTrusted: false, cutAt: null, intervalStart: null, intervalPackets: 0 });
     }
   }
 
@@ -146,24 +159,21 @@ export class CongestionController {
     return { dropped: Math.max(dropped, unrepaired ?? 0), unrepaired: unrepaired ?? 0 };
   }
 
-  private updateEstimate(viewer: ViewerState, loss: { dropped: number; unrepaired: number }, sentKbps: number, now: number): void {
+  private updateEstimate(viewer: ViewerState, loss: { dropped: number; unrepaired: number }, sentKbps: number, now: number, seconds: number): void {
     viewer.lastLoss = loss.dropped;
     const remb = viewer.rembKbps !== null && now - viewer.rembAt <= REMB_FRESH_MS ? viewer.rembKbps : null;
-    if (viewer.justCut) {
-      viewer.justCut = false;
-      return;
-    }
+    if (viewer.cutAt !== null && now - viewer.cutAt <= HOLD_AFTER_CUT_MS) return;
     if (loss.dropped > LOSS_HIGH) {
-      viewer.justCut = true;
+      viewer.cutAt = now;
       viewer.estimateKbps *= 1 - 0.5 * loss.dropped;
       // Packets lost for good: the path carried at most what got through. Go there in one step.
       if (loss.unrepaired > LOSS_HIGH) viewer.estimateKbps = Math.min(viewer.estimateKbps, sentKbps * (1 - loss.unrepaired) * DELIVERED_MARGIN);
     } else if (loss.dropped < LOSS_LOW) {
       if (viewer.rembTrusted && remb !== null) {
-        // The browser measures the path: grow towards its estimate quickly (at most 1.5× a step).
-        viewer.estimateKbps = Math.max(viewer.estimateKbps, Math.min(remb, viewer.estimateKbps * 1.5));
+        // The browser measures the path: grow towards its estimate quickly (at most 1.5× a second).
+        viewer.estimateKbps = Math.max(viewer.estimateKbps, Math.min(remb, viewer.estimateKbps * GROWTH_TO_REMB_PER_SECOND ** seconds));
       } else {
-        viewer.estimateKbps = Math.max(viewer.estimateKbps, Math.min(viewer.estimateKbps * GROWTH_PER_DECISION, remb ?? Infinity));
+        viewer.estimateKbps = Math.max(viewer.estimateKbps, Math.min(viewer.estimateKbps * GROWTH_PER_SECOND ** seconds, remb ?? Infinity));
       }
     }
     viewer.estimateKbps = clamp(viewer.estimateKbps, this.minKbps, this.options.maxKbps);
@@ -185,16 +195,23 @@ export class CongestionController {
   }
 
   /**
-   * Decide the encoder's level now (call about once a second). `sentKbps` and `sentPackets` are what the
-   * encoder produced since the previous call: what the interval's loss applies to. Returns the new level
-   * when it should change (bitrate by more than CHANGE_THRESHOLD, or picture size / frame rate), else null.
+   * Decide the encoder's level now (call several times a second). `sentKbps` and `sentPackets` are what
+   * the encoder produced since the previous call. A viewer's loss is judged once its interval holds
+   * MIN_INTERVAL_PACKETS packets or MAX_INTERVAL_MS has passed. Returns the new level when it should
+   * change (bitrate by more than CHANGE_THRESHOLD, or picture size / frame rate), else null.
    */
   decide(now: number, sentKbps: number, sentPackets = 0): VideoLevel | null {
     this.lastSentKbps = sentKbps;
     if (this.viewers.size === 0) return null;
     for (const viewer of this.viewers.values()) {
-      const loss = this.intervalLoss(viewer, sentPackets);
-      if (loss !== null) this.updateEstimate(viewer, loss, sentKbps, now);
+      viewer.intervalStart ??= now - MAX_INTERVAL_MS;
+      viewer.intervalPackets += sentPackets;
+      const elapsed = now - viewer.intervalStart;
+      if (viewer.intervalPackets < MIN_INTERVAL_PACKETS && elapsed < MAX_INTERVAL_MS) continue;
+      const loss = this.intervalLoss(viewer, viewer.intervalPackets);
+      viewer.intervalStart = now;
+      viewer.intervalPackets = 0;
+      if (loss !== null) this.updateEstimate(viewer, loss, sentKbps, now, Math.min(elapsed, MAX_INTERVAL_MS) / 1000);
     }
     let target = this.options.maxKbps;
     for (const viewerId of this.viewers.keys()) target = Math.min(target, this.viewerEstimate(viewerId, now) ?? target);

@@ -67,8 +67,9 @@ interface Watcher {
 
 /** A restart reuses the call's TURN credentials only while they have at least this long left. */
 const MIN_CREDENTIAL_LIFE_MS = 60_000;
-/** How often congestion control looks at the viewers' reports (browsers send them about every second). */
-const ADAPT_INTERVAL_MS = 1_000;
+/** How often congestion control looks at the viewers' feedback (NACKs come within a round trip). */
+const ADAPT_INTERVAL_MS = 250;
+const KEYFRAME_AFTER_CUT_MS = 300;
 /** Clock sync (for timecoded cameras): a few samples on connect, then one now and then to track drift. */
 const CLOCK_BURST = 5;
 const CLOCK_BURST_SPACING_MS = 150;
@@ -146,6 +147,9 @@ export class RoverSender {
       camera.encoder.setBitrate(level.kbps);
       const reshaped = level.width !== before.width || level.height !== before.height || level.fps !== before.fps;
       if (reshaped) camera.encoder.setShape(level);
+      // A deep cut follows heavy loss: viewers are missing references and would wait for repairs the
+      // congested link cannot carry. Once the queue has drained, a keyframe at the new rate restarts them.
+      else if (level.kbps < before.kbps * 0.7) setTimeout(() => camera.live && camera.encoder.requestKeyframe(), KEYFRAME_AFTER_CUT_MS);
       this.config.log[reshaped ? 'info' : 'debug']('adapting video to the viewers\' links', {
         camera: camera.config.id,
         kbps: level.kbps,

@@ -162,16 +162,16 @@ describe('CongestionController', () => {
     // The interval right after a cut still carries loss from before it: wait one decision.
     cc.onRtcp('a', receiver.second(mid, 0.7), 2000);
     expect(cc.decide(2000, mid)).toBeNull();
-    cc.onRtcp('a', receiver.second(mid, 0.7), 2500); // still that bad: below the floor, so the floor
-    expect(cc.decide(2500, mid)).toMatchObject({ kbps: 150, width: 640, height: 360, fps: 15 });
-    cc.onRtcp('a', receiver.second(150, 0), 2800);
-    cc.decide(2800, 150);
+    cc.onRtcp('a', receiver.second(mid, 0.7), 3000); // still that bad: below the floor, so the floor
+    expect(cc.decide(3000, mid)).toMatchObject({ kbps: 150, width: 640, height: 360, fps: 15 });
+    cc.onRtcp('a', receiver.second(150, 0), 4000);
+    cc.decide(4000, 150);
     // A little more room is not enough to step back up (no flapping)...
-    cc.onRtcp('a', receiver.second(150, 0), 3000);
-    expect(cc.decide(3000, 150)).toMatchObject({ width: 640, height: 360, fps: 15 });
+    cc.onRtcp('a', receiver.second(150, 0), 5500);
+    expect(cc.decide(5500, 150)).toMatchObject({ width: 640, height: 360, fps: 15 });
     // ...a clean link for long enough is, step by step, back to the full picture.
     const shapes = new Set<string>();
-    for (let t = 4; t < 45; t++) {
+    for (let t = 7; t < 50; t++) {
       const sent = cc.current.kbps;
       cc.onRtcp('a', receiver.second(sent, 0), t * 1000);
       cc.decide(t * 1000, sent);
@@ -179,6 +179,26 @@ describe('CongestionController', () => {
     }
     expect([...shapes]).toEqual(['640x360@15', '640x360@30', '960x540@30', '1280x720@30']);
     expect(cc.current.kbps).toBe(2500);
+  });
+
+  it('judges loss over enough packets: a fast answer at high rates, no panic over two losses in a short window', () => {
+    const cc = controller();
+    const receiver = connected(cc, 'a');
+    const nacks = (count: number, from: number): RtcpEvent => ({
+      type: 'nack',
+      senderSsrc: 1,
+      mediaSsrc: 2,
+      lostSequenceNumbers: Array.from({ length: count }, (_, i) => from + i),
+    });
+    // 250 ms at 2.5 Mbit/s is ~65 packets: enough to judge; 30 % of them dropped → cut at once.
+    cc.onRtcp('a', nacks(20, 5000), 100);
+    expect(cc.decide(250, 2500, 65)?.kbps).toBeLessThan(2500);
+    // At a low rate, 2 losses in 10 packets are not judged alone: the interval waits for more packets.
+    const slow = controller(300);
+    connected(slow, 'b');
+    slow.onRtcp('b', nacks(2, 100), 100);
+    expect(slow.decide(250, 300, 10)).toBeNull();
+    expect(slow.current.kbps).toBe(300);
   });
 
   it('ignores reports from unknown viewers and decides nothing without viewers or news', () => {
