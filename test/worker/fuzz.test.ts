@@ -264,7 +264,7 @@ const ICE = '<ice>';
 
 /** What the Durable Object must answer a frame with, and the parsed message when the frame is valid and has an effect. */
 interface Prediction {
-  reply: ErrorCode | 'pong' | null;
+  reply: ErrorCode | 'pong' | 'clock' | null;
   /** The one echo allowed in an error: the (≤ 32-character) type of an unknown message. */
   allowedEcho?: string;
   valid?: RoverToServer | ViewerToServer;
@@ -307,6 +307,8 @@ function predict(frame: Frame, role: Role, room: RoomState): Prediction {
   }
   const message = parsed.data;
   switch (message.type) {
+    case 'clock': // answered to the asker only; nothing reaches anyone else
+      return { reply: 'clock' };
     case 'watch':
       if (room.cameras.length > 0 && !room.cameras.some((c) => c.id === message.cameraId)) return { reply: 'unknown-camera' };
       return { reply: null, valid: message };
@@ -332,11 +334,12 @@ const describeFrame = (frame: Frame): string =>
  * the allowed echo of an unknown type).
  */
 async function expectReplies<M extends ServerMessage>(hostile: Collector<M>, frames: readonly Frame[], predictions: readonly Prediction[], barrier: string): Promise<void> {
-  const isReply = (message: M): boolean => (message.type === 'error' && !isBarrierReply(message, barrier)) || message.type === 'pong';
+  const isReply = (message: M): boolean =>
+    (message.type === 'error' && !isBarrierReply(message, barrier)) || message.type === 'pong' || message.type === 'clock';
   const expected = predictions.flatMap((prediction) => (prediction.reply === null ? [] : [prediction.reply]));
   await hostile.collectBarrier(barrier);
   const replies = await hostile.collect(isReply, expected.length, `replies to a batch from ${hostile.name}`);
-  const got = replies.map((reply) => (reply.type === 'error' ? reply.code : 'pong'));
+  const got = replies.map((reply) => (reply.type === 'error' ? reply.code : reply.type));
   if (JSON.stringify([...got].sort()) !== JSON.stringify([...expected].sort())) {
     const lines = frames.map((frame, i) => `  ${String(predictions[i]!.reply).padEnd(22)} ${describeFrame(frame)}`);
     throw new Error(`${hostile.name}: replies ${JSON.stringify([...got].sort())}\n  expected ${JSON.stringify([...expected].sort())}\nframes:\n${lines.join('\n')}`);
@@ -372,11 +375,13 @@ const cameraInfo: fc.Arbitrary<CameraInfo> = fc.record({
   fps: fc.oneof(fc.constantFrom(30, 240, 0.5), fc.double({ min: 0.01, max: 240, noNaN: true })),
 });
 
+const clockRequest = fc.record({ type: fc.constant('clock'), t: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 4e12, noNaN: true })) });
 const validViewerMessage: fc.Arbitrary<Json> = fc.oneof(
   fc.record({ type: fc.constant('watch'), cameraId }),
   fc.constant({ type: 'leave' }),
   fc.record({ type: fc.constant('answer'), callId, sdp }),
   fc.record({ type: fc.constant('candidate'), callId, candidate: iceCandidate }),
+  clockRequest,
 );
 
 /** Valid rover messages; `viewerIds` are real targets in the room, the rest go to unknown viewers. */
@@ -387,6 +392,7 @@ function validRoverMessage(viewerIds: readonly string[]): fc.Arbitrary<Json> {
     { weight: 2, arbitrary: fc.record({ type: fc.constant('offer'), viewerId: target, callId, cameraId, sdp }) },
     { weight: 2, arbitrary: fc.record({ type: fc.constant('candidate'), viewerId: target, callId, candidate: iceCandidate }) },
     { weight: 1, arbitrary: fc.record({ type: fc.constant('hangup'), viewerId: target, callId, reason: text(200) }) },
+    { weight: 1, arbitrary: clockRequest },
   ) as fc.Arbitrary<Json>;
 }
 
@@ -495,7 +501,7 @@ describe('fuzzing the Durable Object with hostile input', () => {
         for (const { valid: message } of predictions) {
           if (!message) continue;
           valid++;
-          const m = message as ViewerToServer;
+          const m = message as Exclude<ViewerToServer, { type: 'clock' }>;
           if (m.type === 'watch') effects.push({ type: 'viewer-join', viewerId: hostile.id, cameraId: m.cameraId, ice: ICE });
           else if (m.type === 'leave') effects.push({ type: 'viewer-leave', viewerId: hostile.id });
           else effects.push({ ...m, viewerId: hostile.id });
@@ -616,7 +622,7 @@ describe('fuzzing the Durable Object with hostile input', () => {
       for (const { valid: message } of predictions) {
         if (!message) continue;
         valid++;
-        const m = message as RoverToServer;
+        const m = message as Exclude<RoverToServer, { type: 'clock' }>;
         if (m.type === 'announce') {
           for (const effects of [atViewer, atBystander]) effects.push({ type: 'rover-status', rover: { online: true, cameras: m.cameras } });
           continue;
