@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     iceServers: config.iceServers,
     relayOnly: config.relayOnly,
     log,
-    cameras: [{ id: config.cameraId, label: config.cameraLabel, source: config.source, video: config.video, encoder, adapt: config.adapt }],
+    cameras: config.cameras.map((camera) => ({ ...camera, video: { ...camera.video }, encoder, adapt: config.adapt })),
   });
 
   let shuttingDown = false;
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  log.info('sender running', { server: new URL(config.server).host, source: config.source.kind });
+  log.info('sender running', { server: new URL(config.server).host, cameras: config.cameras.map((c) => `${c.id}:${c.source.kind}`).join(' ') });
 }
 
 main().catch((error: unknown) => {

@@ -9,13 +9,22 @@ import { ENCODER_KINDS, type EncoderPreference } from './encoders.js';
 import type { LogLevel } from './log.js';
 import { parseSource, SOURCE_HELP, SourceParseError, type SourcePreset, type VideoSettings } from './pipeline.js';
 
+/** One camera: its own source, encoder settings, and the id and label viewers see. */
+export interface CameraSpec {
+  id: string;
+  label: string;
+  source: SourcePreset;
+  video: VideoSettings;
+}
+
+/** Cameras one rover may announce (protocol: RoverStatus.cameras). */
+export const MAX_CAMERAS = 16;
+
 export interface ParsedConfig {
   server: string;
   roverId: string;
-  cameraId: string;
-  cameraLabel: string;
-  source: SourcePreset;
-  video: VideoSettings;
+  /** Every camera, each with its own encoder and track; from --camera, else the single --source camera. */
+  cameras: CameraSpec[];
   /** Adapt bitrate/size/rate to the viewers' links (congestion.ts): the floor in kbit/s, or false for a fixed bitrate. */
   adapt: { minKbps: number } | false;
   /** H.264 encoder to use; auto picks hardware when this machine has it (encoders.ts). */
@@ -37,6 +46,11 @@ function integer(name: string, min: number, max: number) {
   };
 }
 
+/** Repeated --camera flags; in ROVER_CAMERAS several specs are separated by ";" or new lines. */
+function collectCameras(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(/[;\n]/).map((s) => s.trim()).filter(Boolean)];
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
@@ -48,6 +62,11 @@ export function buildProgram(): Command {
     .addOption(new Option('-s, --server <url>', 'Worker URL (https://… or ws://127.0.0.1:8787 locally)').env('ROVER_SERVER').makeOptionMandatory())
     .addOption(new Option('-r, --rover <id>', 'this rover\'s id (lowercase a-z, 0-9, "-", "_")').env('ROVER_ID').makeOptionMandatory())
     .addOption(new Option('-c, --source <preset>', 'camera source (see below)').env('ROVER_SOURCE').default('test'))
+    .addOption(
+      new Option('--camera <spec>', 'a camera (repeat for several; replaces --source/--camera-id/--camera-label): id=source, or id=…,label=…,width=…,height=…,fps=…,bitrate=…,source=… (source last)')
+        .env('ROVER_CAMERAS')
+        .argParser(collectCameras),
+    )
     .addOption(new Option('--camera-id <id>', 'camera id announced to viewers').env('ROVER_CAMERA_ID').default(DEFAULT_CAMERA_ID))
     .addOption(new Option('--camera-label <text>', 'camera name shown to viewers').env('ROVER_CAMERA_LABEL').default('Main camera'))
     .addOption(new Option('-W, --width <px>', 'video width').env('ROVER_WIDTH').default(1280).argParser(integer('width', 16, 7680)))
@@ -82,18 +101,28 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
   if (!isValidRoverId(roverId)) {
     throw new ConfigError(`--rover "${roverId}" is not a valid rover id: use 1-64 of lowercase a-z, 0-9, "-", "_", starting with a letter or digit`);
   }
-  const cameraId = String(options['cameraId']);
-  if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(cameraId)) throw new ConfigError(`--camera-id "${cameraId}" must be 1-32 of a-z 0-9 - _`);
-  let source: SourcePreset;
-  try {
-    source = parseSource(String(options['source']));
-  } catch (error) {
-    if (error instanceof SourceParseError) throw new ConfigError(error.message);
-    throw error;
-  }
   const width = Number(options['width']);
   const height = Number(options['height']);
   if (width % 2 !== 0 || height % 2 !== 0) throw new ConfigError('--width and --height must be even numbers (H.264 4:2:0)');
+  const defaults: VideoSettings = { width, height, fps: Number(options['fps']), bitrateKbps: Number(options['bitrate']) };
+  const specs = (options['camera'] as string[] | undefined) ?? [];
+  const cameras =
+    specs.length > 0
+      ? specs.map((spec) => parseCameraSpec(spec, defaults))
+      : [
+          {
+            id: checkCameraId(String(options['cameraId']), '--camera-id'),
+            label: String(options['cameraLabel']).slice(0, 64),
+            source: sourceOrConfigError(String(options['source'])),
+            video: defaults,
+          },
+        ];
+  if (cameras.length > MAX_CAMERAS) throw new ConfigError(`at most ${MAX_CAMERAS} cameras per rover (got ${cameras.length})`);
+  const ids = new Set<string>();
+  for (const camera of cameras) {
+    if (ids.has(camera.id)) throw new ConfigError(`two cameras are named "${camera.id}": camera ids must differ`);
+    ids.add(camera.id);
+  }
   const token = typeof options['token'] === 'string' ? options['token'].trim() : '';
   if (!token) {
     throw new ConfigError(
@@ -111,10 +140,7 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
   return {
     server,
     roverId,
-    cameraId,
-    cameraLabel: String(options['cameraLabel']).slice(0, 64),
-    source,
-    video: { width, height, fps: Number(options['fps']), bitrateKbps: Number(options['bitrate']) },
+    cameras,
     encoder: (options['encoder'] as EncoderPreference | undefined) ?? 'auto',
     adapt: options['adapt'] === 'off' ? false : { minKbps: Math.min(Number(options['minBitrate'] ?? 150), Number(options['bitrate'])) },
     token,
@@ -122,6 +148,57 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
     relayOnly: options['relayOnly'] === true,
     logLevel: options['logLevel'] as LogLevel,
   };
+}
+
+function checkCameraId(id: string, what: string): string {
+  if (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(id)) throw new ConfigError(`${what} "${id.slice(0, 40)}" must be 1-32 of a-z 0-9 - _`);
+  return id;
+}
+
+function sourceOrConfigError(spec: string): SourcePreset {
+  try {
+    return parseSource(spec);
+  } catch (error) {
+    if (error instanceof SourceParseError) throw new ConfigError(error.message);
+    throw error;
+  }
+}
+
+const CAMERA_KEYS = new Set(['id', 'label', 'width', 'height', 'fps', 'bitrate']);
+const CAMERA_NUMBER_RANGES: Record<string, [number, number]> = { width: [16, 7680], height: [16, 4320], fps: [1, 120], bitrate: [50, 50_000] };
+
+/**
+ * One --camera spec: `front=v4l2:/dev/video0` (global size, rate and bitrate), or key=value pairs with the
+ * source last (a GStreamer fragment may contain commas): `id=rear,label=Rear,width=640,height=360,source=test:ball`.
+ */
+export function parseCameraSpec(spec: string, defaults: VideoSettings): CameraSpec {
+  const sourceAt = spec.search(/(^|,)source=/);
+  if (sourceAt === -1) {
+    const equals = spec.indexOf('=');
+    if (equals === -1) throw new ConfigError(`--camera "${spec.slice(0, 60)}" must be id=source or id=…,source=… (e.g. front=v4l2:/dev/video0)`);
+    const id = checkCameraId(spec.slice(0, equals).trim(), '--camera id');
+    return { id, label: id, source: sourceOrConfigError(spec.slice(equals + 1)), video: { ...defaults } };
+  }
+  const sourceStart = spec.indexOf('source=', sourceAt) + 'source='.length;
+  const fields = new Map<string, string>();
+  for (const pair of spec.slice(0, sourceAt).split(',').filter(Boolean)) {
+    const equals = pair.indexOf('=');
+    const key = equals === -1 ? pair : pair.slice(0, equals).trim();
+    if (!CAMERA_KEYS.has(key)) throw new ConfigError(`--camera: unknown key "${key.slice(0, 20)}" (use id, label, width, height, fps, bitrate, source)`);
+    fields.set(key, equals === -1 ? '' : pair.slice(equals + 1).trim());
+  }
+  const id = checkCameraId(fields.get('id') ?? '', '--camera id');
+  const video = { ...defaults };
+  for (const [key, [min, max]] of Object.entries(CAMERA_NUMBER_RANGES)) {
+    const raw = fields.get(key);
+    if (raw === undefined) continue;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(`--camera ${id}: ${key} must be a whole number from ${min} to ${max}`);
+    if (key === 'bitrate') video.bitrateKbps = value;
+    else video[key as 'width' | 'height' | 'fps'] = value;
+  }
+  if (video.width % 2 !== 0 || video.height % 2 !== 0) throw new ConfigError(`--camera ${id}: width and height must be even numbers (H.264 4:2:0)`);
+  return { id, label: (fields.get('label') || id).slice(0, 64), source: sourceOrConfigError(spec.slice(sourceStart)), video };
 }
 
 /** Parse argv (without node and script) + env. Commander prints help/errors and exits on bad flags. */

@@ -143,3 +143,36 @@ describe('glass-to-glass latency meter', () => {
     await page.close();
   });
 });
+
+describe('several cameras on one rover', () => {
+  it('two cameras of different sizes: viewers see both at once, and one switches without disturbing the other', async () => {
+    const roverId = uniqueRoverId('two-cameras');
+    const sender = await rover(roverId, [
+      '--camera', 'id=front,label=Front,source=test:ball',
+      '--camera', 'id=rear,label=Rear,width=320,height=240,fps=15,bitrate=300,source=test:smpte',
+    ]);
+    expect(sender.output.filter((line) => /camera streaming/.test(line))).toHaveLength(2); // an encoder each
+
+    const link = await worker.viewerLink(roverId);
+    const front = await openViewer(browser, link, '?autoconnect=1&camera=front');
+    await waitForFrames(front, 30, 15_000);
+    const rear = await openViewer(browser, link, '?autoconnect=1&camera=rear');
+    // Both play at the same time, each at its own camera's size.
+    await Promise.all([waitForFrames(front, 30, 10_000), waitForFrames(rear, 15, 10_000)]);
+    expect(await probe(front)).toMatchObject({ width: 640, height: 360, state: 'live' });
+    expect(await probe(rear)).toMatchObject({ width: 320, height: 240, state: 'live' });
+
+    // The page lists both cameras; picking the other one switches this viewer only.
+    await front.bringToFront();
+    expect(await front.locator('#camera option').allTextContents()).toEqual(['Front (640×360)', 'Rear (320×240)']);
+    await front.selectOption('#camera', 'rear');
+    await front.waitForFunction(() => document.querySelector('video')?.videoWidth === 320, null, { timeout: 10_000 });
+    await waitForFrames(front, 15, 10_000);
+    expect(await probe(front)).toMatchObject({ width: 320, height: 240, state: 'live' });
+    expect(new URL(front.url()).searchParams.get('camera')).toBe('rear');
+    // The other viewer kept playing throughout.
+    await waitForFrames(rear, 15, 5_000);
+    expect((await probe(rear)).width).toBe(320);
+    await Promise.all([front.close(), rear.close()]);
+  });
+});

@@ -51,10 +51,7 @@ describe('sender config', () => {
     expect(parse(REQUIRED)).toEqual({
       server: 'wss://rovers.example.com',
       roverId: 'rover-7',
-      cameraId: 'main',
-      cameraLabel: 'Main camera',
-      source: { kind: 'test', pattern: 'smpte' },
-      video: { width: 1280, height: 720, fps: 30, bitrateKbps: 2000 },
+      cameras: [{ id: 'main', label: 'Main camera', source: { kind: 'test', pattern: 'smpte' }, video: { width: 1280, height: 720, fps: 30, bitrateKbps: 2000 } }],
       encoder: 'auto',
       token: TOKEN,
       iceServers: [],
@@ -86,10 +83,7 @@ describe('sender config', () => {
     expect(config).toEqual({
       server: 'http://127.0.0.1:8787',
       roverId: 'demo_2',
-      cameraId: 'front',
-      cameraLabel: 'Front camera',
-      source: { kind: 'v4l2', device: '/dev/video1' },
-      video: { width: 640, height: 480, fps: 15, bitrateKbps: 800 },
+      cameras: [{ id: 'front', label: 'Front camera', source: { kind: 'v4l2', device: '/dev/video1' }, video: { width: 640, height: 480, fps: 15, bitrateKbps: 800 } }],
       encoder: 'vaapi',
       token: 'a.b.c',
       iceServers: ['stun:stun.example.com:3478', 'turn:turn.example.com:3478', 'turns:turn.example.com:5349'],
@@ -103,8 +97,8 @@ describe('sender config', () => {
     const config = parse(['-s', 'ws://localhost:8787', '-r', 'r1', '-c', 'test:ball', '-W', '320', '-H', '240', '-f', '10', '-b', '300', '--token', TOKEN]);
     expect(config.server).toBe('ws://localhost:8787');
     expect(config.roverId).toBe('r1');
-    expect(config.source).toEqual({ kind: 'test', pattern: 'ball' });
-    expect(config.video).toEqual({ width: 320, height: 240, fps: 10, bitrateKbps: 300 });
+    expect(config.cameras[0]!.source).toEqual({ kind: 'test', pattern: 'ball' });
+    expect(config.cameras[0]!.video).toEqual({ width: 320, height: 240, fps: 10, bitrateKbps: 300 });
   });
 
   it('a variadic --ice-server takes several URLs', () => {
@@ -116,7 +110,7 @@ describe('sender config', () => {
   });
 
   it('the camera label is cut to 64 characters', () => {
-    expect(parse([...REQUIRED, '--camera-label', 'x'.repeat(100)]).cameraLabel).toBe('x'.repeat(64));
+    expect(parse([...REQUIRED, '--camera-label', 'x'.repeat(100)]).cameras[0]!.label).toBe('x'.repeat(64));
   });
 
   it('--token-file reads the token (a systemd credential or docker secret); a missing file is a ConfigError', () => {
@@ -160,10 +154,7 @@ describe('sender config', () => {
     expect(parse([])).toEqual({
       server: 'https://rovers.example.com',
       roverId: 'env-rover',
-      cameraId: 'rear',
-      cameraLabel: 'Rear',
-      source: { kind: 'rtsp', url: 'rtsp://192.0.2.10/stream' },
-      video: { width: 1920, height: 1080, fps: 25, bitrateKbps: 4000 },
+      cameras: [{ id: 'rear', label: 'Rear', source: { kind: 'rtsp', url: 'rtsp://192.0.2.10/stream' }, video: { width: 1920, height: 1080, fps: 25, bitrateKbps: 4000 } }],
       encoder: 'v4l2',
       token: 'x.y.z',
       iceServers: ['stun:a.example', 'stun:b.example'],
@@ -180,7 +171,7 @@ describe('sender config', () => {
     const config = parse(['--server', 'ws://x.example', '--rover', 'from-flag', '-b', '900', '--token', TOKEN]);
     expect(config.token).toBe(TOKEN);
     expect(config.roverId).toBe('from-flag');
-    expect(config.video.bitrateKbps).toBe(900);
+    expect(config.cameras[0]!.video.bitrateKbps).toBe(900);
   });
 
   it('missing --server or --rover is a commander error', () => {
@@ -287,5 +278,37 @@ describe('sender config', () => {
     expect(parse([...REQUIRED, '--bitrate', '200', '--min-bitrate', '400']).adapt).toEqual({ minKbps: 200 });
     expect(commanderError([...REQUIRED, '--adapt', 'maybe']).code).toBe('commander.invalidArgument');
     expect(commanderError([...REQUIRED, '--min-bitrate', '10']).code).toBe('commander.invalidArgument');
+  });
+
+  it('several cameras: --camera id=source, or key=value pairs with the source last; each with its own settings', () => {
+    const config = parse([
+      ...REQUIRED,
+      '-W', '640', '-H', '360',
+      '--camera', 'front=test:ball',
+      '--camera', 'id=rear,label=Rear view,width=320,height=240,fps=15,bitrate=300,source=pipeline:videotestsrc is-live=true ! video/x-raw,width=320,height=240',
+    ]);
+    expect(config.cameras).toEqual([
+      { id: 'front', label: 'front', source: { kind: 'test', pattern: 'ball' }, video: { width: 640, height: 360, fps: 30, bitrateKbps: 2000 } },
+      {
+        id: 'rear',
+        label: 'Rear view',
+        source: { kind: 'pipeline', fragment: 'videotestsrc is-live=true ! video/x-raw,width=320,height=240' },
+        video: { width: 320, height: 240, fps: 15, bitrateKbps: 300 },
+      },
+    ]);
+    process.env['ROVER_CAMERAS'] = 'a=test; b=meter';
+    expect(parse(REQUIRED).cameras.map((c) => [c.id, c.source.kind])).toEqual([['a', 'test'], ['b', 'meter']]);
+  });
+
+  it('bad --camera specs are ConfigErrors that say what is wrong', () => {
+    expect(configError([...REQUIRED, '--camera', 'front']).message).toMatch(/must be id=source/);
+    expect(configError([...REQUIRED, '--camera', 'Front=test']).message).toMatch(/--camera id "Front" must be 1-32/);
+    expect(configError([...REQUIRED, '--camera', 'a=test', '--camera', 'a=test:ball']).message).toMatch(/two cameras are named "a"/);
+    expect(configError([...REQUIRED, '--camera', 'id=a,speed=3,source=test']).message).toMatch(/unknown key "speed"/);
+    expect(configError([...REQUIRED, '--camera', 'id=a,width=641,source=test']).message).toMatch(/a: width and height must be even/);
+    expect(configError([...REQUIRED, '--camera', 'id=a,fps=0,source=test']).message).toMatch(/fps must be a whole number from 1 to 120/);
+    expect(configError([...REQUIRED, '--camera', 'x=nosuchsource']).message).toMatch(/unknown camera source/);
+    const many = Array.from({ length: 17 }, (_, i) => ['--camera', `c${i}=test`]).flat();
+    expect(configError([...REQUIRED, ...many]).message).toMatch(/at most 16 cameras/);
   });
 });

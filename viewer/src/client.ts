@@ -64,6 +64,8 @@ export interface ViewerClientEvents {
   state: { state: ViewerState; detail: string };
   stream: { stream: MediaStream };
   stats: ViewerStats;
+  /** What the rover announced changed (it came online or went away, or its cameras changed). */
+  rover: { rover: RoverStatus };
 }
 
 const RECONNECT_MIN_MS = 500;
@@ -77,7 +79,7 @@ const CLOCK_RESYNC_MS = 30_000;
 
 export class RoverViewerClient {
   readonly roverId: string;
-  readonly cameraId: string;
+  cameraId: string;
   state: ViewerState = 'offline';
   stateDetail = '';
   rover: RoverStatus = { online: false, cameras: [] };
@@ -137,6 +139,20 @@ export class RoverViewerClient {
     } else {
       this.sendWatch();
     }
+  }
+
+  /**
+   * Watch another camera of this rover. The current call ends and the rover offers a new one for that
+   * camera; other clients watching other cameras are not touched (one call per camera and client).
+   */
+  switchCamera(cameraId: string): void {
+    if (cameraId === this.cameraId) return;
+    this.cameraId = cameraId;
+    this.failedCalls = 0;
+    clearTimeout(this.retryTimer);
+    this.closeCall();
+    this.syncClockIfTimecoded();
+    if (this.wantWatch) this.sendWatch();
   }
 
   /** Presence only: learn whether the rover is online without asking for video. */
@@ -295,6 +311,7 @@ export class RoverViewerClient {
     switch (message.type) {
       case 'welcome':
         this.rover = message.rover;
+        this.emit('rover', { rover: message.rover });
         this.syncClockIfTimecoded();
         if (this.wantWatch) this.sendWatch();
         else this.setState(this.rover.online ? 'waiting' : 'offline', this.rover.online ? 'rover online' : 'rover is offline');
@@ -302,6 +319,7 @@ export class RoverViewerClient {
       case 'rover-status': {
         const wasOnline = this.rover.online;
         this.rover = message.rover;
+        this.emit('rover', { rover: message.rover });
         this.syncClockIfTimecoded();
         if (!message.rover.online && this.state !== 'live') {
           this.setState('offline', this.wantWatch ? 'rover is offline; video starts when it connects' : 'rover is offline');

@@ -26,6 +26,7 @@ const connectButton = element<HTMLButtonElement>('connect');
 const statsLine = element<HTMLElement>('stats');
 const pathBadge = element<HTMLElement>('path');
 const latencyBadge = element<HTMLElement>('latency');
+const cameraPicker = element<HTMLSelectElement>('camera');
 element<HTMLElement>('rover-name').textContent = roverId;
 document.title = `${roverId} · Rover Live`;
 
@@ -78,6 +79,32 @@ if (!isValidRoverId(roverId)) {
     latencyBadge.title = recent === null ? '' : `last 2 s: median ${recent.p50.toFixed(0)} ms, p95 ${recent.p95.toFixed(0)} ms, worst ${recent.max.toFixed(0)} ms (${recent.samples} frames)`;
   };
   client.on('state', renderLatency);
+
+  // The rover's cameras, to switch between (one call per camera: switching does not disturb other viewers).
+  client.on('rover', ({ rover }) => {
+    const signature = JSON.stringify(rover.cameras.map((camera) => [camera.id, camera.label, camera.width, camera.height]));
+    if (cameraPicker.dataset['cameras'] !== signature) {
+      cameraPicker.dataset['cameras'] = signature;
+      cameraPicker.replaceChildren(
+        ...rover.cameras.map((camera) => {
+          const option = document.createElement('option');
+          option.value = camera.id;
+          option.textContent = `${camera.label} (${camera.width}×${camera.height})`;
+          return option;
+        }),
+      );
+    }
+    cameraPicker.value = client.cameraId;
+    cameraPicker.hidden = rover.cameras.length < 2;
+  });
+  cameraPicker.addEventListener('change', () => {
+    client.switchCamera(cameraPicker.value);
+    const url = new URL(location.href);
+    url.searchParams.set('camera', cameraPicker.value);
+    history.replaceState(null, '', url.pathname + url.search);
+    latency.reset();
+    render();
+  });
   const renderPath = (): void => {
     const path = client.state === 'live' ? client.path : null;
     pathBadge.hidden = path === null;
