@@ -143,6 +143,19 @@ export const RoverStatus = z.object({
 });
 export type RoverStatus = z.infer<typeof RoverStatus>;
 
+/**
+ * `GET /rovers/<id>/status` (viewer token as Authorization: Bearer): presence for lists and dashboards,
+ * without opening a signaling socket. `viewers` counts open viewer connections, `watching` those asking
+ * for video now.
+ */
+export const RoverPresence = z.object({
+  roverId: z.string(),
+  rover: RoverStatus,
+  viewers: z.int().check(z.nonnegative()),
+  watching: z.int().check(z.nonnegative()),
+});
+export type RoverPresence = z.infer<typeof RoverPresence>;
+
 /** Close codes the Durable Object uses (4000–4999 are application codes). */
 export const CloseCode = {
   /** A newer rover connection took over this rover id. Do not fight it. */

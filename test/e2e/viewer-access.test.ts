@@ -42,8 +42,30 @@ describe('viewer access links', () => {
     await page.close();
   });
 
+  it('the home page lists the rovers this browser has links for, with live presence', async () => {
+    const viewer = await openViewer(browser, await worker.viewerLink(roverId), '?autoconnect=1');
+    await waitForFrames(viewer, 10, 20_000);
+    const home = await browser.context.newPage();
+    await home.goto(`${worker.url}/`);
+    const card = home.locator(`.rover-card[data-rover="${roverId}"]`);
+    await card.waitFor({ timeout: 10_000 });
+    expect(await card.getAttribute('data-online')).toBe('true');
+    expect(await card.getAttribute('data-cameras')).toBe('1');
+    expect(Number(await card.getAttribute('data-viewers'))).toBeGreaterThanOrEqual(1);
+    expect(await card.locator('.detail').textContent()).toMatch(/^1 camera · \d+ viewers?$/);
+    expect(await home.isVisible('#no-rovers')).toBe(false);
+    // The card opens the viewer, which uses the remembered link (no #access needed).
+    await card.locator('a').click();
+    await home.waitForURL(new RegExp(`/rovers/${roverId}\\?autoconnect=1$`));
+    await home.waitForFunction(() => document.getElementById('state')?.dataset['state'] === 'live', null, { timeout: 15_000 });
+    await Promise.all([viewer.close(), home.close()]);
+  });
+
   it('without a link: says a viewer link is needed', async () => {
     const page = await openViewer(browser, `${worker.url}/rovers/${roverId}`, '?autoconnect=1');
+    // A first-time visitor: nothing remembered from the tests above.
+    await page.evaluate(() => localStorage.clear());
+    await page.reload();
     expect(await refusal(page)).toMatch(/needs a viewer link/);
     await page.close();
   });

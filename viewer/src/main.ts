@@ -2,6 +2,7 @@
 import { isValidRoverId } from '../../protocol/index.js';
 import { RoverViewerClient, type ViewerState } from './client.js';
 import { LatencyMeter } from './latency.js';
+import { rememberedToken, rememberLink } from './links.js';
 
 const STATE_LABELS: Record<ViewerState, string> = {
   offline: 'Rover offline',
@@ -139,13 +140,15 @@ if (!isValidRoverId(roverId)) {
 
 /**
  * The viewer token arrives in the link's fragment (#access=…), which browsers never send to servers.
- * Keep it for this tab only (sessionStorage survives a reload, not the tab) and take it out of the
- * address bar, so it is not shared by copying the URL or kept in history.
+ * Take it out of the address bar (so it is not shared by copying the URL or kept in history), keep it for
+ * this tab (sessionStorage survives a reload) and remember it on this device until it expires, so the home
+ * page can list this rover with its presence and reopen it (links.ts).
  */
 function takeAccessToken(forRover: string): string | undefined {
   const key = `rover-live:access:${forRover}`;
   const fragment = new URLSearchParams(location.hash.slice(1)).get('access');
   if (fragment) {
+    rememberLink(forRover, fragment); // listed on the home page, with presence
     try {
       sessionStorage.setItem(key, fragment);
     } catch {
@@ -155,8 +158,8 @@ function takeAccessToken(forRover: string): string | undefined {
     return fragment;
   }
   try {
-    return sessionStorage.getItem(key) ?? undefined;
+    return sessionStorage.getItem(key) ?? rememberedToken(forRover);
   } catch {
-    return undefined;
+    return rememberedToken(forRover);
   }
 }

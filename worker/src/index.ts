@@ -4,6 +4,7 @@
  *   GET /rovers/<id>         → hosted viewer for that rover (static asset)
  *   GET /rovers/<id>/ws      → WebSocket into the rover's Durable Object (one per rover id), authenticated
  *   GET /rovers/<id>/access  → 204 if the presented viewer token may watch this rover, else why not (JSON)
+ *   GET /rovers/<id>/status  → presence (online, cameras, viewer count) for a viewer allowed to watch it
  *   POST /admin/viewer-links → mint a viewer link (needs ADMIN_TOKEN)
  * Static files (/app.js, /style.css …) are served by the asset router before this code runs.
  */
@@ -14,7 +15,7 @@ import type { Env } from './env.js';
 
 export { RoverRoom } from './room.js';
 
-const ROVER_PATH = /^\/rovers\/([^/]+)(\/ws|\/access)?\/?$/;
+const ROVER_PATH = /^\/rovers\/([^/]+)(\/ws|\/access|\/status)?\/?$/;
 
 /** Headers for HTML we serve: no inline script, only same-origin connections, no referrer leaks. */
 const PAGE_SECURITY_HEADERS: Record<string, string> = {
@@ -54,6 +55,7 @@ export default {
 
     if (match[2] === '/ws') return routeWebSocket(request, env, url, roverId);
     if (match[2] === '/access') return checkViewerAccess(request, env, roverId);
+    if (match[2] === '/status') return roverPresence(request, env, roverId);
 
     if (!isRead) {
       return textResponse(405, 'Method not allowed.', { allow: 'GET, HEAD' });
@@ -93,6 +95,15 @@ async function checkViewerAccess(request: Request, env: Env, roverId: string): P
   const decision = await authorize(request, env, 'viewer', roverId);
   if (!decision.ok) return decision.response;
   return new Response(null, { status: 204, headers: { 'cache-control': 'no-store', 'x-token-expires': String(decision.claims.expiresAt) } });
+}
+
+/** Presence of one rover for someone allowed to watch it (a home page, a dashboard): no socket needed. */
+async function roverPresence(request: Request, env: Env, roverId: string): Promise<Response> {
+  if (request.method !== 'GET') return textResponse(405, 'Method not allowed.', { allow: 'GET' });
+  const decision = await authorize(request, env, 'viewer', roverId);
+  if (!decision.ok) return decision.response;
+  const room = env.ROVER_ROOMS.get(env.ROVER_ROOMS.idFromName(roverId));
+  return jsonResponse(200, await room.presence(roverId));
 }
 
 /** POST /admin/viewer-links {"roverId": "...", "ttlSeconds": 28800} → {"url", "token", "expiresAt"}. */

@@ -22,6 +22,7 @@ import {
   type CameraInfo,
   type ErrorCode,
   type IceConfig,
+  type RoverPresence,
   type RoverStatus,
   type ServerToRover,
   type ServerToViewer,
@@ -124,6 +125,19 @@ export class RoverRoom extends DurableObject<Env> {
     // A browser that offered our subprotocol (it carries its token next to it) must get it back.
     const headers = presentedToken(request.headers).offersProtocol ? { 'sec-websocket-protocol': SUBPROTOCOL } : undefined;
     return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  /** Presence for GET /rovers/<id>/status (RPC from the Worker, after it has authorized the viewer). */
+  presence(roverId: string): RoverPresence {
+    let viewers = 0;
+    let watching = 0;
+    for (const socket of this.ctx.getWebSockets(VIEWER_TAG)) {
+      const attachment = readAttachment(socket);
+      if (attachment?.role !== 'viewer' || socket.readyState !== WebSocket.OPEN) continue;
+      viewers++;
+      if (attachment.cameraId !== null) watching++;
+    }
+    return { roverId, rover: this.roverStatus(), viewers, watching };
   }
 
   private socketsFrom(ip: string): number {
