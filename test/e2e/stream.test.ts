@@ -53,7 +53,7 @@ describe('live video in a real browser', () => {
     await waitForFrames(page, 60, 10_000);
     const seen = await probe(page);
     expect([seen.width, seen.height]).toEqual([640, 360]);
-    await page.waitForFunction(() => /640×360 · \d+ fps · \d+ kbit\/s/.test(document.getElementById('stats')?.textContent ?? ''));
+    await page.waitForFunction(() => /640×360 · \d+ fps · \d+ kbit\/s · RTT \d+ ms · \d+ lost/.test(document.getElementById('stats')?.textContent ?? ''));
     console.log(`sender-first: connect → first frame ${Math.round(ttff)} ms`);
     await page.close();
   });
@@ -174,5 +174,29 @@ describe('several cameras on one rover', () => {
     await waitForFrames(rear, 15, 5_000);
     expect((await probe(rear)).width).toBe(320);
     await Promise.all([front.close(), rear.close()]);
+  });
+});
+
+describe('viewer controls', () => {
+  it('saves a snapshot as a PNG at the video\'s own size, and toggles fullscreen (button and "f")', async () => {
+    const roverId = uniqueRoverId('controls');
+    await rover(roverId);
+    const page = await openViewer(browser, await worker.viewerLink(roverId), '?autoconnect=1');
+    await waitForFrames(page, 30, 15_000);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#snapshot')]);
+    expect(download.suggestedFilename()).toMatch(new RegExp(`^${roverId}-main-.*\\.png$`));
+    const stream = await download.createReadStream();
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    const png = Buffer.concat(chunks);
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([640, 360]); // IHDR width, height
+
+    await page.click('#fullscreen');
+    await page.waitForFunction(() => document.fullscreenElement !== null, null, { timeout: 5_000 });
+    await page.keyboard.press('f');
+    await page.waitForFunction(() => document.fullscreenElement === null, null, { timeout: 5_000 });
+    await page.close();
   });
 });

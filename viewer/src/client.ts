@@ -42,6 +42,8 @@ export interface ViewerStats {
   framesDecoded: number;
   packetsLost: number;
   path: MediaPath | null;
+  /** Round trip between this browser and the rover (ICE, selected pair), ms; null until measured. */
+  rttMs: number | null;
 }
 
 export interface ViewerClientOptions {
@@ -529,6 +531,7 @@ export class RoverViewerClient {
     if (!pc) return;
     const report = await pc.getStats();
     this.path = selectedPath(report);
+    const rttMs = selectedRoundTripMs(report);
     report.forEach((entry: RTCStats & Record<string, unknown>) => {
       if (entry.type !== 'inbound-rtp' || entry['kind'] !== 'video') return;
       const bytes = Number(entry['bytesReceived'] ?? 0);
@@ -544,6 +547,7 @@ export class RoverViewerClient {
         framesDecoded: Number(entry['framesDecoded'] ?? 0),
         packetsLost: Number(entry['packetsLost'] ?? 0),
         path: this.path,
+        rttMs,
       });
     });
   }
@@ -584,6 +588,18 @@ export function selectedPath(report: RTCStatsReport): MediaPath | null {
     // For a relay candidate, relayProtocol is how this browser reaches the TURN server.
     protocol: String(local['relayProtocol'] ?? local['protocol'] ?? 'udp'),
   };
+}
+
+/** The selected candidate pair's current round trip, ms (null before the first STUN check answers). */
+export function selectedRoundTripMs(report: RTCStatsReport): number | null {
+  let rtt: number | null = null;
+  report.forEach((entry: RTCStats & Record<string, unknown>) => {
+    if (entry.type !== 'transport' || typeof entry['selectedCandidatePairId'] !== 'string') return;
+    const pair = report.get(entry['selectedCandidatePairId']) as Record<string, unknown> | undefined;
+    const seconds = pair?.['currentRoundTripTime'];
+    if (typeof seconds === 'number') rtt = seconds * 1000;
+  });
+  return rtt;
 }
 
 /** Why the server refused this viewer, in words for the person holding the link. */

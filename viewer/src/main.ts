@@ -66,7 +66,8 @@ if (!isValidRoverId(roverId)) {
     });
   });
   client.on('stats', (s) => {
-    statsLine.textContent = `${s.width}×${s.height} · ${s.fps.toFixed(0)} fps · ${s.bitrateKbps} kbit/s`;
+    const rtt = s.rttMs === null ? '' : ` · RTT ${Math.round(s.rttMs)} ms`;
+    statsLine.textContent = `${s.width}×${s.height} · ${s.fps.toFixed(0)} fps · ${s.bitrateKbps} kbit/s${rtt} · ${s.packetsLost} lost`;
     renderPath();
     renderLatency();
   });
@@ -114,6 +115,33 @@ if (!isValidRoverId(roverId)) {
     pathBadge.title = path === null ? '' : `ICE pair: ${path.local} → ${path.remote}`;
   };
   client.on('state', renderPath);
+
+  // Snapshot: the current frame at its full resolution, as a PNG download.
+  element<HTMLButtonElement>('snapshot').addEventListener('click', () => {
+    if (video.videoWidth === 0) return;
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext('2d')?.drawImage(video, 0, 0);
+    canvas.toBlob((blob) => {
+      if (!blob) return;
+      const link = document.createElement('a');
+      link.href = URL.createObjectURL(blob);
+      link.download = `${roverId}-${client.cameraId}-${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    }, 'image/png');
+  });
+  // Fullscreen: the video stage (button, or the "f" key when not typing in a field).
+  const stage = video.parentElement ?? video;
+  const toggleFullscreen = (): void => {
+    if (document.fullscreenElement) void document.exitFullscreen();
+    else void stage.requestFullscreen?.().catch(() => undefined);
+  };
+  element<HTMLButtonElement>('fullscreen').addEventListener('click', toggleFullscreen);
+  addEventListener('keydown', (event) => {
+    if (event.key === 'f' && !(event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement)) toggleFullscreen();
+  });
 
   connectButton.addEventListener('click', () => {
     watching = !watching;
