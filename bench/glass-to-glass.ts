@@ -6,8 +6,8 @@
  *   npm run bench:g2g                     (1280x720@30, 2000 kbit/s, 30 s)
  *   DURATION_S=60 WIDTH=640 HEIGHT=360 npm run bench:g2g
  */
-import { startSender, startWorker } from '../scripts/local-stack.mjs';
-import { launchBrowser, openViewer, readLatency, waitForFrames } from '../test/e2e/browser.js';
+import { openViewer, readLatency, waitForFrames } from '../test/e2e/browser.js';
+import { startLocalBench } from './local.js';
 import { distribution, summary } from './summary.js';
 
 const durationS = Number(process.env['DURATION_S'] ?? 30);
@@ -15,15 +15,9 @@ const width = Number(process.env['WIDTH'] ?? 1280);
 const height = Number(process.env['HEIGHT'] ?? 720);
 const bitrate = Number(process.env['BITRATE'] ?? 2000);
 
-const worker = await startWorker();
-const browser = await launchBrowser();
-const roverId = `bench-g2g-${process.pid}`;
-const sender = await startSender({
-  server: worker.url.replace('http', 'ws'),
-  roverId,
-  token: await worker.roverToken(roverId),
-  args: ['--source', 'meter', '--width', String(width), '--height', String(height), '--fps', '30', '--bitrate', String(bitrate)],
-});
+const { worker, browser, roverId, stop } = await startLocalBench('g2g', [
+  '--source', 'meter', '--width', String(width), '--height', String(height), '--fps', '30', '--bitrate', String(bitrate),
+]);
 try {
   const page = await openViewer(browser, await worker.viewerLink(roverId), '?autoconnect=1');
   await waitForFrames(page, 60, 20_000); // warm up: 2 s of video, clock synced
@@ -43,7 +37,5 @@ try {
   );
   console.log(`goal p50 ≤ 80 ms: ${g2g.p50 <= 80 ? 'met' : 'MISSED'} (${g2g.p50.toFixed(0)}); goal p95 ≤ 120 ms: ${g2g.p95 <= 120 ? 'met' : 'MISSED'} (${g2g.p95.toFixed(0)})`);
 } finally {
-  await sender.stop();
-  await browser.close();
-  await worker.stop();
+  await stop();
 }

@@ -7,8 +7,8 @@
  *   npm run bench:ttff            (RUNS=20 by default; RUNS=10 npm run bench:ttff)
  */
 import type { Page } from 'playwright-core';
-import { startSender, startWorker } from '../scripts/local-stack.mjs';
-import { connectAndTimeFirstFrame, launchBrowser, openViewer, waitForFrames } from '../test/e2e/browser.js';
+import { connectAndTimeFirstFrame, openViewer, waitForFrames } from '../test/e2e/browser.js';
+import { startLocalBench } from './local.js';
 import { distribution, summary } from './summary.js';
 
 const runs = Number(process.env['RUNS'] ?? 20);
@@ -32,15 +32,9 @@ async function timeline(page: Page): Promise<Timeline> {
   });
 }
 
-const worker = await startWorker();
-const browser = await launchBrowser();
-const roverId = `bench-ttff-${process.pid}`;
-const sender = await startSender({
-  server: worker.url.replace('http', 'ws'),
-  roverId,
-  token: await worker.roverToken(roverId),
-  args: ['--width', String(width), '--height', String(height), '--fps', '30', '--bitrate', '2000'],
-});
+const { worker, browser, roverId, stop } = await startLocalBench('ttff', [
+  '--width', String(width), '--height', String(height), '--fps', '30', '--bitrate', '2000',
+]);
 try {
   const first: number[] = [];
   const second: number[] = [];
@@ -68,7 +62,5 @@ try {
   const d = distribution(first);
   console.log(`\ngoal p50 ≤ 300 ms: ${d.p50 <= 300 ? 'met' : 'MISSED'} (${d.p50.toFixed(0)}); goal p95 ≤ 500 ms: ${d.p95 <= 500 ? 'met' : 'MISSED'} (${d.p95.toFixed(0)})`);
 } finally {
-  await sender.stop();
-  await browser.close();
-  await worker.stop();
+  await stop();
 }

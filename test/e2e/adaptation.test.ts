@@ -4,10 +4,11 @@
  * in real Chromium, and everything comes back when the link does. Figures: bench/adapt.ts.
  */
 import type { Page } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createLab, netnsForTests, type Lab } from '../netlab/lab.js';
+import { describe, expect, it } from 'vitest';
+import { netnsForTests } from '../netlab/lab.js';
 import { openViewer, probe, waitForFrames } from './browser.js';
-import { startLabStack, withDiagnostics, type LabStack } from './lab-stack.js';
+import { labPerTest } from './lab-per-test.js';
+import { withDiagnostics } from './lab-stack.js';
 
 const labAvailable = await netnsForTests('link adaptation tests');
 
@@ -16,20 +17,11 @@ async function waitForWidth(page: Page, width: number, timeoutMs: number): Promi
 }
 
 describe.skipIf(!labAvailable)('link adaptation (network namespaces)', () => {
-  let lab: Lab | undefined;
-  let stack: LabStack | undefined;
-
-  afterEach(async () => {
-    await stack?.stop();
-    await lab?.destroy();
-    stack = undefined;
-    lab = undefined;
-  });
+  const startLab = labPerTest();
 
   it('a link that shrinks to 300 kbit/s: lower bitrate, then a smaller picture, video keeps playing; back up when it returns', async () => {
-    lab = await createLab({ nat: 'cone' });
     const targets: { kbps: number; size: string }[] = [];
-    stack = await startLabStack(lab, {
+    const { lab, stack } = await startLab({ nat: 'cone' }, {
       turn: false,
       videoArgs: ['--source', 'meter', '--width', '1280', '--height', '720', '--fps', '30', '--bitrate', '1500'],
       senderArgs: ['--log-level', 'debug'],
@@ -38,20 +30,19 @@ describe.skipIf(!labAvailable)('link adaptation (network namespaces)', () => {
         if (match) targets.push({ kbps: Number(match[1]), size: match[2]! });
       },
     });
-    const running = stack;
-    const page = await openViewer(running.browser, await running.worker.viewerLink(running.roverId), '?autoconnect=1');
-    await withDiagnostics(running, page, () => waitForFrames(page, 60, 30_000));
+    const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
+    await withDiagnostics(stack, page, () => waitForFrames(page, 60, 30_000));
     expect((await probe(page)).width).toBe(1280);
     // A clean link keeps the full picture and about the configured bitrate (the browser's own estimate may
     // trim it a little).
     expect(targets.every((t) => t.size === '1280x720' && t.kbps >= 1200)).toBe(true);
 
     await lab.exec('rover', 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '300kbit', 'burst', '16kbit', 'latency', '50ms']);
-    await withDiagnostics(running, page, () => waitForWidth(page, 640, 20_000));
+    await withDiagnostics(stack, page, () => waitForWidth(page, 640, 20_000));
     expect(targets.some((t) => t.kbps <= 300)).toBe(true);
     expect(targets.at(-1)!.size).toBe('640x360');
     // Still live at the smaller size: frames keep coming through the narrow link.
-    await withDiagnostics(running, page, () => waitForFrames(page, 60, 8_000));
+    await withDiagnostics(stack, page, () => waitForFrames(page, 60, 8_000));
     expect((await probe(page)).state).toBe('live');
 
     await lab.exec('rover', 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']);
@@ -61,7 +52,7 @@ describe.skipIf(!labAvailable)('link adaptation (network namespaces)', () => {
     const lowest = Math.min(...targets.map((t) => t.kbps));
     const liftedAt = Date.now();
     const sinceLift = targets.length;
-    await withDiagnostics(running, page, async () => {
+    await withDiagnostics(stack, page, async () => {
       while (!targets.slice(sinceLift).some((t) => t.kbps >= lowest * 2) || (await probe(page)).width <= 640) {
         if (Date.now() - liftedAt > 60_000) throw new Error(`no recovery within 60 s: ${targets.map((t) => `${t.kbps}@${t.size}`).join(' ')}`);
         await new Promise((resolve) => setTimeout(resolve, 250));

@@ -6,10 +6,11 @@
  *   3. cone NATs, no TURN         → video plays directly (the control: the topology is fair)
  */
 import type { Page } from 'playwright-core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createLab, netnsForTests, type Lab } from '../netlab/lab.js';
+import { describe, expect, it } from 'vitest';
+import { netnsForTests } from '../netlab/lab.js';
 import { openViewer, probe, waitForFrames } from './browser.js';
-import { startLabStack, withDiagnostics, type LabStack } from './lab-stack.js';
+import { labPerTest } from './lab-per-test.js';
+import { withDiagnostics } from './lab-stack.js';
 
 const labAvailable = await netnsForTests('NAT traversal tests');
 
@@ -33,19 +34,10 @@ async function waitForPath(page: Page): Promise<PathInfo> {
 }
 
 describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
-  let lab: Lab | undefined;
-  let stack: LabStack | undefined;
-
-  afterEach(async () => {
-    await stack?.stop();
-    await lab?.destroy();
-    stack = undefined;
-    lab = undefined;
-  });
+  const startLab = labPerTest();
 
   it('symmetric NATs with TURN: video plays through a relay, and the viewer says so', async () => {
-    lab = await createLab({ nat: 'symmetric' });
-    stack = await startLabStack(lab, { turn: true });
+    const { stack } = await startLab({ nat: 'symmetric' }, { turn: true });
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
     await withDiagnostics(stack, page, () => waitForFrames(page, 30, 30_000));
     // Frames keep coming, not just a first burst.
@@ -62,8 +54,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
   });
 
   it('symmetric NATs without TURN: the call fails, and the viewer explains why and what helps', async () => {
-    lab = await createLab({ nat: 'symmetric' });
-    stack = await startLabStack(lab, { turn: false });
+    const { stack } = await startLab({ nat: 'symmetric' }, { turn: false });
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId));
     // Record every state the viewer goes through, then connect.
     await page.evaluate(`(() => {
@@ -87,8 +78,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
   });
 
   it('cone NATs without TURN: video plays over a direct path (the topology is fair)', async () => {
-    lab = await createLab({ nat: 'cone' });
-    stack = await startLabStack(lab, { turn: false });
+    const { stack } = await startLab({ nat: 'cone' }, { turn: false });
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1');
     await withDiagnostics(stack, page, () => waitForFrames(page, 30, 30_000));
     const path = await waitForPath(page);
@@ -99,8 +89,7 @@ describe.skipIf(!labAvailable)('NAT traversal (network namespaces)', () => {
   });
 
   it('relay-only on both sides: media goes through TURN even where a direct path exists', async () => {
-    lab = await createLab({ nat: 'cone' });
-    stack = await startLabStack(lab, { turn: true, senderArgs: ['--relay-only'] });
+    const { stack } = await startLab({ nat: 'cone' }, { turn: true, senderArgs: ['--relay-only'] });
     const page = await openViewer(stack.browser, await stack.worker.viewerLink(stack.roverId), '?autoconnect=1&relay=1');
     await withDiagnostics(stack, page, () => waitForFrames(page, 30, 30_000));
     const path = await waitForPath(page);

@@ -38,7 +38,7 @@ import { isRtcp, parseRtcp, type RtcpEvent } from '../../sender/src/rtcp.js';
 import { clearMarkerOnParameterSets, isKeyframePacket, nalTypes, parseRtpHeader, rewriteSsrc, type RtpHeader } from '../../sender/src/rtp.js';
 import { RoverSender } from '../../sender/src/sender.js';
 import { deeplyNested, marked, MARKER, mutatedMessage, randomText, sizedMessage, type Json } from '../fuzz/hostile.js';
-import { bytes, u16, u32 } from './helpers.js';
+import { bytes, NAL, u16, u32 } from './helpers.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? (Date.now() ^ (Math.random() * 0x7fffffff)) >>> 0);
 const runs = (numRuns: number): { numRuns: number; seed: number } => ({ numRuns, seed: SEED });
@@ -385,12 +385,7 @@ describe('RTCP from the viewer: parseRtcp / isRtcp', () => {
 
 // ------------------------------------------------------------------ RTP
 
-const SPS = 0x67;
-const PPS = 0x68;
-const IDR = 0x65;
-const SLICE = 0x41;
-const STAP_A = 0x78;
-const FU_A = 0x7c;
+const { SPS, PPS, IDR, SLICE, STAP_A, FU_A } = NAL;
 const rtpHeader12 = (marker: boolean): number[] => [0x80, (marker ? 0x80 : 0) | 96, ...u16(0x1234), ...u32(0x89abcdef), ...u32(0x01020304)];
 const stapA = (...nals: number[][]): number[] => [STAP_A, ...nals.flatMap((nal) => [...u16(nal.length), ...nal])];
 const REAL_RTP: readonly Uint8Array[] = [

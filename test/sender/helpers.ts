@@ -27,3 +27,6 @@ export function embedded(data: Uint8Array, before = 7, after = 5): Buffer {
   backing.set(data, before);
   return backing.subarray(before, before + data.length);
 }
+
+/** H.264 NAL header bytes (forbidden=0, NRI=3): SPS, PPS, IDR slice, non-IDR slice, STAP-A, FU-A indicator. */
+export const NAL = { SPS: 0x67, PPS: 0x68, IDR: 0x65, SLICE: 0x41, STAP_A: 0x78, FU_A: 0x7c } as const;

@@ -7,15 +7,9 @@ import {
   rewriteSsrc,
   type RtpHeader,
 } from '../../sender/src/rtp.js';
-import { bytes, embedded, u16, u32 } from './helpers.js';
+import { bytes, embedded, NAL, u16, u32 } from './helpers.js';
 
-// H.264 NAL header bytes (forbidden=0, NRI=3): SPS, PPS, IDR slice, non-IDR slice, STAP-A, FU-A indicator.
-const SPS = 0x67;
-const PPS = 0x68;
-const IDR = 0x65;
-const SLICE = 0x41;
-const STAP_A = 0x78;
-const FU_A = 0x7c;
+const { SPS, PPS, IDR, SLICE, STAP_A, FU_A } = NAL;
 
 /** Fixed 12-byte RTP header: V=2, no padding/extension/CSRC, PT 96, seq 0x1234, ts 0x89abcdef, SSRC 0x01020304. */
 function header12(marker: boolean): number[] {
