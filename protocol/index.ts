@@ -179,6 +179,12 @@ export const ErrorCode = z.enum([
   'unknown-viewer',
   'unknown-camera',
   'rover-offline',
+  /** This viewer's token does not allow control (mint one with `--control`). */
+  'forbidden',
+  /** Another viewer holds the control lease; this one watches until it is released or lapses. */
+  'control-busy',
+  /** A renewal came after the lease had lapsed (the rover has stopped): request control again. */
+  'lease-lapsed',
   'internal',
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -225,12 +231,17 @@ export const ViewerToServer = z.discriminatedUnion('type', [
   z.object({ type: z.literal('leave') }),
   z.object({ type: z.literal('answer'), callId: OpaqueId, sdp: Sdp }),
   z.object({ type: z.literal('candidate'), callId: OpaqueId, candidate: IceCandidate }),
+  /**
+   * The control lease (one controller at a time): `request` it, `renew` it every CONTROL_LEASE_RENEW_MS
+   * while holding it, `release` it. Needs a token with the `control` permission.
+   */
+  z.object({ type: z.literal('lease'), action: z.enum(['request', 'renew', 'release']) }),
   ClockRequest,
 ]);
 export type ViewerToServer = z.infer<typeof ViewerToServer>;
 
 export const ROVER_MESSAGE_TYPES: ReadonlySet<string> = new Set<RoverToServer['type']>(['announce', 'offer', 'candidate', 'hangup', 'clock']);
-export const VIEWER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ViewerToServer['type']>(['watch', 'leave', 'answer', 'candidate', 'clock']);
+export const VIEWER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ViewerToServer['type']>(['watch', 'leave', 'answer', 'candidate', 'lease', 'clock']);
 
 // ---------------------------------------------------------------- server → rover
 
@@ -248,6 +259,12 @@ export const ServerToRover = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('viewer-join'), viewerId: OpaqueId, cameraId: CameraId, ice: IceConfig }),
   z.object({ type: z.literal('viewer-leave'), viewerId: OpaqueId }),
+  /**
+   * Who may drive: the viewer holding the control lease, for `ttlMs` from now (renewals repeat this), or
+   * nobody. The rover accepts control only from that viewer's data channel and stops the robot when
+   * `ttlMs` passes without a renewal — also when the server itself becomes unreachable.
+   */
+  z.object({ type: z.literal('lease'), viewerId: z.nullable(OpaqueId), ttlMs: z.int().check(z.nonnegative(), z.maximum(60_000)) }),
   z.object({ type: z.literal('answer'), viewerId: OpaqueId, callId: OpaqueId, sdp: Sdp }),
   z.object({ type: z.literal('candidate'), viewerId: OpaqueId, callId: OpaqueId, candidate: IceCandidate }),
   z.object({ type: z.literal('error'), code: ErrorCode, message: z.string() }),
@@ -267,6 +284,17 @@ export const ServerToViewer = z.discriminatedUnion('type', [
     rover: RoverStatus,
   }),
   z.object({ type: z.literal('rover-status'), rover: RoverStatus }),
+  /**
+   * The control lease as this viewer sees it (sent after welcome and on every change): held by "you",
+   * by someone "other" (viewers never learn each other's ids), or "none". `canControl`: this viewer's token
+   * allows control. `ttlMs`: how long "your" lease lasts without a renewal.
+   */
+  z.object({
+    type: z.literal('lease'),
+    holder: z.enum(['you', 'other', 'none']),
+    canControl: z.boolean(),
+    ttlMs: z.int().check(z.nonnegative()),
+  }),
   /** The rover's offer, with the ICE settings this viewer uses for the call. */
   z.object({ type: z.literal('offer'), callId: OpaqueId, cameraId: CameraId, sdp: Sdp, ice: IceConfig }),
   z.object({ type: z.literal('candidate'), callId: OpaqueId, candidate: IceCandidate }),
@@ -276,6 +304,128 @@ export const ServerToViewer = z.discriminatedUnion('type', [
   ClockReply,
 ]);
 export type ServerToViewer = z.infer<typeof ServerToViewer>;
+
+// ---------------------------------------------------------------- control lease
+
+/** A lease lasts this long without a renewal; the rover stops the robot when it lapses. */
+export const CONTROL_LEASE_TTL_MS = 3_000;
+/** The holder renews this often: two renewals may be lost before the lease lapses. */
+export const CONTROL_LEASE_RENEW_MS = 1_000;
+
+// ---------------------------------------------------------------- data channels (rover ↔ viewer, peer to peer)
+
+/**
+ * Every call carries two data channels next to the video, in the rover's offer:
+ *  - TELEMETRY_CHANNEL, rover → viewer, unordered and unreliable: a late sample is worthless, so a lost
+ *    one is never retransmitted and never holds up the next.
+ *  - CONTROL_CHANNEL, viewer → rover (refusals back), ordered and reliable: commands arrive in order.
+ * They run peer to peer with the video (the Durable Object only grants the lease), so a command takes the
+ * media path's latency, not a round trip through the edge.
+ */
+export const TELEMETRY_CHANNEL = 'telemetry';
+export const CONTROL_CHANNEL = 'control';
+/** Telemetry is published at most this often per camera (and once more for rover-wide status). */
+export const TELEMETRY_MAX_HZ = 30;
+export const MAX_TELEMETRY_BYTES = 16 * 1024;
+export const MAX_CONTROL_BYTES = 1024;
+/** Commands one viewer may send per second (sustained) and in a burst; a joystick at 20-30 Hz fits. */
+export const CONTROL_RATE_LIMIT = { perSecond: 40, burst: 40 } as const;
+
+/** A detection by the rover's ML model: box in 0..1 of the picture (x, y = top left), label, score 0..1. */
+export const Detection = z.object({
+  label: z.string().check(z.maxLength(64)),
+  score: z.number().check(z.minimum(0), z.maximum(1)),
+  box: z.tuple([
+    z.number().check(z.minimum(0), z.maximum(1)),
+    z.number().check(z.minimum(0), z.maximum(1)),
+    z.number().check(z.minimum(0), z.maximum(1)),
+    z.number().check(z.minimum(0), z.maximum(1)),
+  ]),
+});
+export type Detection = z.infer<typeof Detection>;
+
+/** Rover status values: a flat map of small numbers, strings or booleans (battery, speed, mode…). */
+const StatusValues = z.record(
+  z.string().check(z.regex(/^[A-Za-z0-9_.-]{1,32}$/, 'status keys are 1-32 of A-Z a-z 0-9 _ . -')),
+  z.union([z.number(), z.string().check(z.maxLength(128)), z.boolean(), z.null()]),
+);
+
+/** Rover → viewer, on TELEMETRY_CHANNEL. */
+export const TelemetryMessage = z.object({
+  type: z.literal('telemetry'),
+  /** Per rover, increasing: viewers drop samples that arrive after a newer one. */
+  seq: z.int().check(z.nonnegative()),
+  /** When the data was true (the frame it was computed on was captured), server clock ms (clock.ts). */
+  ts: z.number(),
+  /** The camera the detections belong to; absent = the rover as a whole. */
+  camera: z.optional(CameraId),
+  detections: z.optional(z.array(Detection).check(z.maxLength(100))),
+  status: z.optional(StatusValues),
+});
+export type TelemetryMessage = z.infer<typeof TelemetryMessage>;
+
+/**
+ * Rover → viewer, on TELEMETRY_CHANNEL, about once a second: the video's RTP timestamp `rtp` of a frame
+ * and its capture time `ts` (server clock ms). A viewer maps the RTP timestamp of the frame on screen
+ * (requestVideoFrameCallback) to its capture time and shows the detections made on that frame, in sync.
+ */
+export const FrameClockMessage = z.object({
+  type: z.literal('frame-clock'),
+  camera: CameraId,
+  rtp: z.int().check(z.nonnegative(), z.maximum(0xffffffff)),
+  ts: z.number(),
+});
+export type FrameClockMessage = z.infer<typeof FrameClockMessage>;
+
+/** A command is any small JSON object; its meaning belongs to the rover's program. */
+const ControlCommand = z.record(z.string().check(z.maxLength(64)), z.unknown());
+
+/** Viewer → rover, on CONTROL_CHANNEL. Accepted only from the lease holder. */
+export const ControlMessage = z.object({
+  type: z.literal('control'),
+  seq: z.int().check(z.nonnegative()),
+  command: ControlCommand,
+});
+export type ControlMessage = z.infer<typeof ControlMessage>;
+
+/** Rover → viewer, on CONTROL_CHANNEL: a command that did not reach the rover's program, and why. */
+export const ControlRefusedMessage = z.object({
+  type: z.literal('control-refused'),
+  seq: z.int().check(z.nonnegative()),
+  reason: z.enum(['no-lease', 'rate-limited', 'invalid', 'no-program']),
+});
+export type ControlRefusedMessage = z.infer<typeof ControlRefusedMessage>;
+
+export const RoverToViewerData = z.discriminatedUnion('type', [TelemetryMessage, FrameClockMessage, ControlRefusedMessage]);
+export type RoverToViewerData = z.infer<typeof RoverToViewerData>;
+
+// ---------------------------------------------------------------- local API (the sender ↔ the rover's program)
+
+/**
+ * The sender's local API: JSON lines on a Unix socket (`--api-socket`), so a robotics program in any
+ * language (Python, C++, a ROS node) can publish telemetry and receive commands with a few lines of code.
+ *
+ * Program → sender: `telemetry` (ts optional: the capture time on the rover's own clock, Unix ms; the
+ * sender converts it to the server clock). Sender → program: `control` (from the lease holder only),
+ * `lease` (who drives now) and `stop` (the lease ended: stop the robot), and `error` for a refused line.
+ */
+export const ApiTelemetry = z.object({
+  type: z.literal('telemetry'),
+  ts: z.optional(z.number().check(z.positive())),
+  camera: z.optional(CameraId),
+  detections: z.optional(z.array(Detection).check(z.maxLength(100))),
+  status: z.optional(StatusValues),
+});
+export type ApiTelemetry = z.infer<typeof ApiTelemetry>;
+export const ApiInbound = z.discriminatedUnion('type', [ApiTelemetry]);
+export type ApiInbound = z.infer<typeof ApiInbound>;
+
+export type ApiOutbound =
+  | { type: 'hello'; roverId: string; cameras: string[] }
+  | { type: 'control'; viewer: string; seq: number; command: Record<string, unknown> }
+  | { type: 'lease'; viewer: string | null }
+  | { type: 'stop'; reason: 'lease-lapsed' | 'released' | 'controller-left' | 'shutdown' }
+  | { type: 'error'; message: string };
 
 /** URL path of a rover's signaling socket. */
 export function signalingPath(roverId: string): string {

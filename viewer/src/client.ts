@@ -5,7 +5,13 @@
  */
 import { ServerClock } from '../../protocol/clock.js';
 import {
+  CONTROL_CHANNEL,
+  CONTROL_LEASE_RENEW_MS,
   DEFAULT_CAMERA_ID,
+  RoverToViewerData,
+  TELEMETRY_CHANNEL,
+  type FrameClockMessage,
+  type TelemetryMessage,
   hasTurn,
   HEARTBEAT_INTERVAL_MS,
   PING_FRAME,
@@ -46,6 +52,15 @@ export interface ViewerStats {
   rttMs: number | null;
 }
 
+/** The control lease as this viewer sees it (one controller at a time; the Durable Object decides). */
+export interface ControlStatus {
+  holder: 'you' | 'other' | 'none';
+  /** This viewer's token allows control (false until the server says). */
+  canControl: boolean;
+  /** The latest thing worth telling the person: refused, lapsed, a command not delivered… */
+  detail: string;
+}
+
 export interface ViewerClientOptions {
   /** Base URL of the Worker, e.g. https://rovers.example.com (defaults to this page's origin). */
   server: string;
@@ -68,6 +83,10 @@ export interface ViewerClientEvents {
   stats: ViewerStats;
   /** What the rover announced changed (it came online or went away, or its cameras changed). */
   rover: { rover: RoverStatus };
+  /** A telemetry sample from the rover (its ML detections, its status), newest only: late ones are dropped. */
+  telemetry: TelemetryMessage;
+  /** The control lease changed, or a control request or command was refused. */
+  control: ControlStatus;
 }
 
 const RECONNECT_MIN_MS = 500;
@@ -85,6 +104,9 @@ export class RoverViewerClient {
   state: ViewerState = 'offline';
   stateDetail = '';
   rover: RoverStatus = { online: false, cameras: [] };
+  control: ControlStatus = { holder: 'none', canControl: false, detail: '' };
+  /** Maps the video's RTP timestamps to capture times (from the rover), to sync overlays with frames. */
+  frameClock: FrameClockMessage | null = null;
 
   private readonly server: string;
   private readonly iceServers: RTCIceServer[];
@@ -115,6 +137,10 @@ export class RoverViewerClient {
   /** Signaling is applied strictly in order: a candidate must never overtake its offer. */
   private inbox: Promise<void> = Promise.resolve();
   private lastStatsSample: { bytes: number; at: number } | null = null;
+  private leaseTimer: ReturnType<typeof setInterval> | undefined;
+  private controlChannel: RTCDataChannel | null = null;
+  private controlSeq = 0;
+  private lastTelemetrySeq = -1;
 
   constructor(options: ViewerClientOptions) {
     this.server = options.server;
@@ -183,6 +209,7 @@ export class RoverViewerClient {
     clearTimeout(this.retryTimer);
     clearInterval(this.heartbeatTimer);
     this.stopClockSync();
+    this.stopLeaseRenewal();
     this.socket?.close(1000, 'viewer closed');
     this.socket = null;
   }
@@ -194,6 +221,85 @@ export class RoverViewerClient {
 
   get peerConnection(): RTCPeerConnection | null {
     return this.call?.pc ?? null;
+  }
+
+  // ---------------------------------------------------------------- control
+
+  /** Ask for the control lease. The answer comes as a `control` event (granted, busy, or not allowed). */
+  requestControl(): void {
+    this.send({ type: 'lease', action: 'request' });
+  }
+
+  /** Give control back; the rover stops the robot at once. */
+  releaseControl(): void {
+    if (this.control.holder === 'you') this.send({ type: 'lease', action: 'release' });
+    this.stopLeaseRenewal();
+  }
+
+  /**
+   * Send a command to the rover's program over the peer-to-peer control channel. Returns false (nothing
+   * sent) unless this viewer holds the lease and the channel is open.
+   */
+  sendControl(command: Record<string, unknown>): boolean {
+    const channel = this.controlChannel;
+    if (this.control.holder !== 'you' || channel?.readyState !== 'open') return false;
+    channel.send(JSON.stringify({ type: 'control', seq: this.controlSeq++, command }));
+    return true;
+  }
+
+  /**
+   * Capture time (server clock ms) of the frame with this RTP timestamp (requestVideoFrameCallback's
+   * metadata.rtpTimestamp), from the rover's frame clock; null until the rover sent one.
+   */
+  captureTimeOfRtp(rtpTimestamp: number): number | null {
+    const clock = this.frameClock;
+    if (!clock || clock.camera !== this.cameraId) return null;
+    // RTP timestamps wrap at 2^32: take the signed difference (frames either side of the reference).
+    let ticks = (rtpTimestamp - clock.rtp) >>> 0;
+    if (ticks >= 0x80000000) ticks -= 0x100000000;
+    return clock.ts + ticks / 90;
+  }
+
+  private setControl(update: Partial<ControlStatus>): void {
+    this.control = { ...this.control, ...update };
+    if (this.control.holder === 'you') this.startLeaseRenewal();
+    else this.stopLeaseRenewal();
+    this.emit('control', this.control);
+  }
+
+  private startLeaseRenewal(): void {
+    if (this.leaseTimer !== undefined) return;
+    this.leaseTimer = setInterval(() => this.send({ type: 'lease', action: 'renew' }), CONTROL_LEASE_RENEW_MS);
+  }
+
+  private stopLeaseRenewal(): void {
+    clearInterval(this.leaseTimer);
+    this.leaseTimer = undefined;
+  }
+
+  /** The rover's side of the data channels: telemetry in, refusals of our commands in. */
+  private onDataChannel(channel: RTCDataChannel): void {
+    if (channel.label === CONTROL_CHANNEL) this.controlChannel = channel;
+    else if (channel.label !== TELEMETRY_CHANNEL) return;
+    channel.onmessage = (event) => {
+      if (typeof event.data !== 'string') return;
+      const parsed = parseMessage(RoverToViewerData, event.data);
+      if (!parsed.ok) return;
+      const message = parsed.message;
+      switch (message.type) {
+        case 'telemetry':
+          if (message.seq <= this.lastTelemetrySeq) return; // unordered channel: a newer sample already came
+          this.lastTelemetrySeq = message.seq;
+          this.emit('telemetry', message);
+          return;
+        case 'frame-clock':
+          this.frameClock = message;
+          return;
+        case 'control-refused':
+          this.setControl({ detail: CONTROL_REFUSALS[message.reason] });
+          return;
+      }
+    };
   }
 
   // ---------------------------------------------------------------- signaling socket
@@ -246,6 +352,8 @@ export class RoverViewerClient {
       this.socket = null;
       clearInterval(this.heartbeatTimer);
       this.stopClockSync();
+      // The server ends a lease with its holder's socket (and the rover stops the robot).
+      if (this.control.holder !== 'none') this.setControl({ holder: 'none', detail: this.control.holder === 'you' ? 'control lost with the connection to the server' : '' });
       if (this.stopped) return;
       if (event.code === CloseCode.BadRequest || event.code === CloseCode.UnsupportedVersion) {
         this.fail(`the server refused this viewer: ${event.reason || event.code}`);
@@ -353,9 +461,26 @@ export class RoverViewerClient {
           this.scheduleRetry(delay);
         }
         return;
+      case 'lease':
+        this.setControl({
+          holder: message.holder,
+          canControl: message.canControl,
+          detail:
+            message.holder === 'you'
+              ? 'you have control'
+              : message.holder === 'other'
+                ? 'another operator has control'
+                : this.control.holder === 'you'
+                  ? 'control released; the rover stopped'
+                  : '',
+        });
+        return;
       case 'error':
         console.warn(`server error ${message.code}: ${message.message}`);
         if (message.code === 'unknown-camera') this.fail(message.message);
+        else if (message.code === 'forbidden' || message.code === 'control-busy' || message.code === 'lease-lapsed') {
+          this.setControl({ holder: message.code === 'control-busy' ? 'other' : 'none', detail: message.message });
+        }
         return;
       case 'pong':
         return;
@@ -414,6 +539,9 @@ export class RoverViewerClient {
       const stream = event.streams[0] ?? new MediaStream([event.track]);
       this.timeline.track ??= performance.now();
       this.emit('stream', { stream });
+    };
+    pc.ondatachannel = (event) => {
+      if (this.call === call) this.onDataChannel(event.channel);
     };
     pc.onicecandidate = (event) => {
       if (this.call !== call) return;
@@ -510,10 +638,14 @@ export class RoverViewerClient {
     const call = this.call;
     this.call = null;
     this.path = null;
+    this.controlChannel = null;
+    this.frameClock = null;
+    this.lastTelemetrySeq = -1; // a new call may come from a restarted rover, counting from 0
     clearInterval(this.statsTimer);
     this.lastStatsSample = null;
     if (call) {
       call.pc.ontrack = null;
+      call.pc.ondatachannel = null;
       call.pc.onicecandidate = null;
       call.pc.onconnectionstatechange = null;
       call.pc.oniceconnectionstatechange = null;
@@ -567,6 +699,13 @@ export class RoverViewerClient {
     for (const listener of this.listeners.get(event) ?? []) (listener as (p: ViewerClientEvents[K]) => void)(payload);
   }
 }
+
+const CONTROL_REFUSALS: Record<'no-lease' | 'rate-limited' | 'invalid' | 'no-program', string> = {
+  'no-lease': 'command not delivered: the rover does not see your control lease (it may have lapsed)',
+  'rate-limited': 'commands are coming too fast; some were dropped',
+  invalid: 'the rover could not read a command',
+  'no-program': 'the rover\'s control program is not running; commands go nowhere',
+};
 
 /** The selected candidate pair of a stats report, as direct or relayed (either end a TURN relay). */
 export function selectedPath(report: RTCStatsReport): MediaPath | null {
