@@ -3,9 +3,11 @@
  * sender (carries a rover token) and the viewer (carries a viewer token). Not imported by the viewer bundle:
  * to the browser a token is an opaque string.
  *
- * Tokens are JWTs (HS256, via jose) with claims { iss, aud, sub = rover id, iat, exp, jti }.
+ * Tokens are JWTs (HS256, via jose) with claims { iss, aud, sub = rover id, iat, exp, jti [, scope] }.
  *  - rover tokens:  aud "rover",  signed with ROVER_TOKEN_SECRET  — "I am rover <sub>"
- *  - viewer tokens: aud "viewer", signed with VIEWER_TOKEN_SECRET — "may watch rover <sub>"
+ *  - viewer tokens: aud "viewer", signed with VIEWER_TOKEN_SECRET — "may watch rover <sub>"; with
+ *    scope "watch control" also "may drive it" (take the control lease). Watching is the default: control
+ *    is granted explicitly, per link.
  * Two secrets, not one with two audiences: a leaked viewer secret can never mint a rover identity, and a
  * token of one kind fails the other kind's signature check before its claims are even read.
  */
@@ -34,7 +36,12 @@ export interface TokenClaims {
   /** Unix seconds. */
   expiresAt: number;
   tokenId: string;
+  /** Viewer tokens: may take the control lease and send commands (scope "watch control"). */
+  canControl: boolean;
 }
+
+/** The `scope` claim of a viewer token that may drive the rover. */
+export const CONTROL_SCOPE = 'watch control';
 
 export type VerifyResult =
   | { ok: true; claims: TokenClaims }
@@ -57,13 +64,15 @@ export async function mintToken(
   secret: string,
   ttlSeconds: number,
   nowSeconds: number = Math.floor(Date.now() / 1000),
+  options: { control?: boolean } = {},
 ): Promise<{ token: string; expiresAt: number }> {
   if (!isValidRoverId(roverId)) throw new Error(`invalid rover id "${roverId.slice(0, 80)}"`);
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > maxTtlSeconds(kind)) {
     throw new Error(`token lifetime must be 60 s to ${maxTtlSeconds(kind)} s`);
   }
+  if (options.control && kind !== 'viewer') throw new Error('only viewer tokens carry the control permission');
   const expiresAt = nowSeconds + ttlSeconds;
-  const token = await new SignJWT({})
+  const token = await new SignJWT(options.control ? { scope: CONTROL_SCOPE } : {})
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(TOKEN_ISSUER)
     .setAudience(kind)
@@ -96,7 +105,8 @@ export async function verifyToken(
     });
     if (payload.sub !== roverId) return { ok: false, status: 403, reason: `this ${kind} token is for another rover` };
     const tokenId = payload.jti!;
-    return { ok: true, claims: { kind, roverId, expiresAt: payload.exp!, tokenId } };
+    const scopes = typeof payload['scope'] === 'string' ? payload['scope'].split(' ') : [];
+    return { ok: true, claims: { kind, roverId, expiresAt: payload.exp!, tokenId, canControl: kind === 'viewer' && scopes.includes('control') } };
   } catch (error) {
     if (error instanceof errors.JWTExpired) return { ok: false, status: 401, reason: `${kind} token expired` };
     return { ok: false, status: 401, reason: `invalid ${kind} token` };

@@ -249,6 +249,19 @@ export const VIEWER_MESSAGE_TYPES: ReadonlySet<string> = new Set<ViewerToServer[
 export const WatchingViewer = z.object({ viewerId: OpaqueId, cameraId: CameraId, ice: IceConfig });
 export type WatchingViewer = z.infer<typeof WatchingViewer>;
 
+/**
+ * Who may drive: the viewer holding the control lease, for `ttlMs` from now (renewals repeat this), or
+ * nobody. The rover accepts control only from that viewer's data channel and stops the robot when
+ * `ttlMs` passes without a renewal — also when the server itself becomes unreachable.
+ */
+const RoverLease = z.object({
+  type: z.literal('lease'),
+  viewerId: z.nullable(OpaqueId),
+  ttlMs: z.int().check(z.nonnegative(), z.maximum(60_000)),
+  /** Why nobody holds it now (with viewerId null after a holder): released, lapsed, or the holder left. */
+  ended: z.optional(z.enum(['released', 'lapsed', 'left'])),
+});
+
 export const ServerToRover = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('welcome'),
@@ -256,15 +269,12 @@ export const ServerToRover = z.discriminatedUnion('type', [
     protocolVersion: z.int(),
     /** Viewers already waiting for a call: start one for each. */
     viewers: z.array(WatchingViewer),
+    /** Who holds the control lease now. */
+    lease: z.omit(RoverLease, { type: true }),
   }),
   z.object({ type: z.literal('viewer-join'), viewerId: OpaqueId, cameraId: CameraId, ice: IceConfig }),
   z.object({ type: z.literal('viewer-leave'), viewerId: OpaqueId }),
-  /**
-   * Who may drive: the viewer holding the control lease, for `ttlMs` from now (renewals repeat this), or
-   * nobody. The rover accepts control only from that viewer's data channel and stops the robot when
-   * `ttlMs` passes without a renewal — also when the server itself becomes unreachable.
-   */
-  z.object({ type: z.literal('lease'), viewerId: z.nullable(OpaqueId), ttlMs: z.int().check(z.nonnegative(), z.maximum(60_000)) }),
+  RoverLease,
   z.object({ type: z.literal('answer'), viewerId: OpaqueId, callId: OpaqueId, sdp: Sdp }),
   z.object({ type: z.literal('candidate'), viewerId: OpaqueId, callId: OpaqueId, candidate: IceCandidate }),
   z.object({ type: z.literal('error'), code: ErrorCode, message: z.string() }),
@@ -275,6 +285,18 @@ export type ServerToRover = z.infer<typeof ServerToRover>;
 
 // ---------------------------------------------------------------- server → viewer
 
+/**
+ * The control lease as one viewer sees it (in its welcome, then on every change): held by "you", by
+ * someone "other" (viewers never learn each other's ids), or "none". `canControl`: this viewer's token
+ * allows control. `ttlMs`: how long "your" lease lasts without a renewal.
+ */
+const ViewerLease = z.object({
+  type: z.literal('lease'),
+  holder: z.enum(['you', 'other', 'none']),
+  canControl: z.boolean(),
+  ttlMs: z.int().check(z.nonnegative()),
+});
+
 export const ServerToViewer = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('welcome'),
@@ -282,19 +304,11 @@ export const ServerToViewer = z.discriminatedUnion('type', [
     protocolVersion: z.int(),
     viewerId: OpaqueId,
     rover: RoverStatus,
+    /** The control lease as this viewer sees it. */
+    control: z.omit(ViewerLease, { type: true }),
   }),
   z.object({ type: z.literal('rover-status'), rover: RoverStatus }),
-  /**
-   * The control lease as this viewer sees it (sent after welcome and on every change): held by "you",
-   * by someone "other" (viewers never learn each other's ids), or "none". `canControl`: this viewer's token
-   * allows control. `ttlMs`: how long "your" lease lasts without a renewal.
-   */
-  z.object({
-    type: z.literal('lease'),
-    holder: z.enum(['you', 'other', 'none']),
-    canControl: z.boolean(),
-    ttlMs: z.int().check(z.nonnegative()),
-  }),
+  ViewerLease,
   /** The rover's offer, with the ICE settings this viewer uses for the call. */
   z.object({ type: z.literal('offer'), callId: OpaqueId, cameraId: CameraId, sdp: Sdp, ice: IceConfig }),
   z.object({ type: z.literal('candidate'), callId: OpaqueId, candidate: IceCandidate }),

@@ -19,9 +19,10 @@ export interface WorkerHandle {
   process: ChildProcess;
   secrets: WorkerSecrets;
   roverToken(roverId: string, ttlSeconds?: number): Promise<string>;
-  viewerToken(roverId: string, ttlSeconds?: number): Promise<string>;
+  /** `control`: the token may also take the control lease and drive. */
+  viewerToken(roverId: string, ttlSeconds?: number, options?: { control?: boolean }): Promise<string>;
   /** `<url>/rovers/<id>#access=<viewer token>` */
-  viewerLink(roverId: string, ttlSeconds?: number): Promise<string>;
+  viewerLink(roverId: string, ttlSeconds?: number, options?: { control?: boolean }): Promise<string>;
   stop(): Promise<void>;
 }
 export const LOCAL_WORKER_VARS: Record<string, string>;

@@ -140,10 +140,11 @@ export async function startWorker({ port, ip = '127.0.0.1', persistDir, onLine, 
       process: child,
       secrets,
       roverToken: async (roverId, ttlSeconds = 3600) => (await auth.mintToken('rover', roverId, secrets.ROVER_TOKEN_SECRET, ttlSeconds)).token,
-      viewerToken: async (roverId, ttlSeconds = 3600) => (await auth.mintToken('viewer', roverId, secrets.VIEWER_TOKEN_SECRET, ttlSeconds)).token,
+      viewerToken: async (roverId, ttlSeconds = 3600, options = {}) =>
+        (await auth.mintToken('viewer', roverId, secrets.VIEWER_TOKEN_SECRET, ttlSeconds, undefined, options)).token,
       /** The link an operator opens: the token rides in the fragment, which browsers never send to servers. */
-      viewerLink: async (roverId, ttlSeconds = 3600) =>
-        `${url}/rovers/${roverId}#access=${(await auth.mintToken('viewer', roverId, secrets.VIEWER_TOKEN_SECRET, ttlSeconds)).token}`,
+      viewerLink: async (roverId, ttlSeconds = 3600, options = {}) =>
+        `${url}/rovers/${roverId}#access=${(await auth.mintToken('viewer', roverId, secrets.VIEWER_TOKEN_SECRET, ttlSeconds, undefined, options)).token}`,
       stop: async () => {
         await stopProcessGroup(child);
         rmSync(envDir, { recursive: true, force: true });

@@ -58,13 +58,15 @@ const program = new Command()
   .addOption(new Option('--ttl <duration>', `lifetime (default ${DEFAULT_VIEWER_TTL_SECONDS / 3600}h for viewers, ${DEFAULT_ROVER_TTL_SECONDS / 86_400}d for rovers)`).argParser(duration))
   .addOption(new Option('-s, --server <url>', 'the Worker\'s URL, for viewer links (default http://127.0.0.1:8787)'))
   .addOption(new Option('--secret-file <path>', 'read the signing secret from this file'))
+  .addOption(new Option('--control', 'viewer links only: may also take control of the rover (drive it), one operator at a time'))
   .showHelpAfterError()
-  .action(async (kind: string, options: { rover: string; ttl?: number; server?: string; secretFile?: string }) => {
+  .action(async (kind: string, options: { rover: string; ttl?: number; server?: string; secretFile?: string; control?: boolean }) => {
     if (kind !== 'viewer' && kind !== 'rover') fail(`kind must be "viewer" or "rover" (got "${kind}")`);
+    if (options.control && kind !== 'viewer') fail('--control is for viewer links (it lets an operator drive the rover)');
     if (!isValidRoverId(options.rover)) fail(`"${options.rover}" is not a valid rover id: 1-64 of a-z 0-9 - _`);
     const ttl = options.ttl ?? (kind === 'rover' ? DEFAULT_ROVER_TTL_SECONDS : DEFAULT_VIEWER_TTL_SECONDS);
     if (ttl < 60 || ttl > maxTtlSeconds(kind)) fail(`--ttl must be from 60 s to ${maxTtlSeconds(kind) / 86_400} days for ${kind} tokens`);
-    const { token, expiresAt } = await mintToken(kind, options.rover, secretFor(kind, options.secretFile), ttl);
+    const { token, expiresAt } = await mintToken(kind, options.rover, secretFor(kind, options.secretFile), ttl, undefined, { control: options.control === true });
     const expires = new Date(expiresAt * 1000).toISOString();
     if (kind === 'rover') {
       process.stderr.write(`token: rover token for "${options.rover}", expires ${expires}. Give it to the sender as ROVER_TOKEN.\n`);
@@ -77,7 +79,8 @@ const program = new Command()
       } catch {
         fail(`--server must be an http:// or https:// URL (got "${options.server}")`);
       }
-      process.stderr.write(`token: viewer link for "${options.rover}", expires ${expires}. It carries access: share it only with people who may watch.\n`);
+      const may = options.control ? 'watch and drive' : 'watch';
+      process.stderr.write(`token: viewer link for "${options.rover}" (${may}), expires ${expires}. It carries access: share it only with people who may ${may}.\n`);
       process.stdout.write(`${base.origin}/rovers/${options.rover}#access=${token}\n`);
     }
   });

@@ -1,4 +1,5 @@
 /** rover-sender entry point: parse config, start cameras and signaling, shut down cleanly on signals. */
+import { ApiError } from './api.js';
 import { ConfigError, parseArgs } from './config.js';
 import { EncoderError } from './encoder.js';
 import { EncoderSelectionError, resolveEncoder, type EncoderProfile } from './encoders.js';
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     token: config.token,
     iceServers: config.iceServers,
     relayOnly: config.relayOnly,
+    api: config.api,
     log,
     cameras: config.cameras.map((camera) => ({ ...camera, video: { ...camera.video }, encoder, adapt: config.adapt })),
   });
@@ -67,6 +69,11 @@ async function main(): Promise<void> {
       log.error(`cannot start camera: ${error.message}`);
       await sender.stop();
       process.exit(4);
+    }
+    if (error instanceof ApiError) {
+      log.error(error.message);
+      await sender.stop();
+      process.exit(2);
     }
     throw error;
   }

@@ -35,6 +35,8 @@ export interface ParsedConfig {
   iceServers: string[];
   /** Send media only through TURN relays (locked-down networks). */
   relayOnly: boolean;
+  /** The local API for the rover's program (api.ts): JSON lines on a Unix socket and/or stdin/stdout. */
+  api: { socket?: string; stdio: boolean };
   logLevel: LogLevel;
 }
 
@@ -80,6 +82,8 @@ export function buildProgram(): Command {
     .addOption(new Option('--token-file <path>', 'read the rover token from a file (e.g. a systemd credential)').env('ROVER_TOKEN_FILE'))
     .addOption(new Option('--ice-server <url...>', 'extra STUN/TURN URL(s) besides those the server provides, e.g. stun:stun.example.com:3478').env('ROVER_ICE_SERVERS').argParser(collect))
     .addOption(new Option('--relay-only', 'send video only through TURN relays, never directly (env: ROVER_RELAY_ONLY=1)').env('ROVER_RELAY_ONLY'))
+    .addOption(new Option('--api-socket <path>', 'local API for the rover\'s program: JSON lines on this Unix socket (telemetry in; control, lease and stop out)').env('ROVER_API_SOCKET'))
+    .addOption(new Option('--api-stdio', 'local API on stdin/stdout instead (when your program starts the sender; logs stay on stderr) (env: ROVER_API_STDIO=1)').env('ROVER_API_STDIO'))
     .addOption(new Option('--log-level <level>', 'log verbosity').env('ROVER_LOG_LEVEL').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addHelpText('after', `\n${SOURCE_HELP}\n\nExamples:\n  rover-sender --server ws://127.0.0.1:8787 --rover demo\n  rover-sender -s https://rovers.example.com -r rover-7 -c v4l2:/dev/video0 -W 1280 -H 720 -f 30 -b 2500`)
     .showHelpAfterError('(run rover-sender --help for usage)')
@@ -137,6 +141,9 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
   for (const url of iceServers) {
     if (!/^(stun|turns?):/.test(url)) throw new ConfigError(`--ice-server "${url.slice(0, 80)}" must start with stun:, turn: or turns:`);
   }
+  const apiSocket = typeof options['apiSocket'] === 'string' ? options['apiSocket'].trim() : '';
+  // Linux limits a Unix socket path to 107 bytes: say so now, not as EINVAL at listen time.
+  if (Buffer.byteLength(apiSocket) > 107) throw new ConfigError('--api-socket path is too long (Unix sockets allow at most 107 bytes)');
   return {
     server,
     roverId,
@@ -146,6 +153,7 @@ export function toConfig(options: Record<string, unknown>): ParsedConfig {
     token,
     iceServers,
     relayOnly: options['relayOnly'] === true,
+    api: { ...(apiSocket ? { socket: apiSocket } : {}), stdio: options['apiStdio'] === true || options['apiStdio'] === '1' },
     logLevel: options['logLevel'] as LogLevel,
   };
 }

@@ -3,8 +3,8 @@
  * RTP packets from the camera's shared encoder. The rover always offers.
  */
 import nodeDataChannel from 'node-datachannel';
-import type { PeerConnection, RtcpSrReporter, RtpPacketizationConfig, Track } from 'node-datachannel';
-import type { IceCandidate } from '../../protocol/index.js';
+import type { DataChannel, PeerConnection, RtcpSrReporter, RtpPacketizationConfig, Track } from 'node-datachannel';
+import { CONTROL_CHANNEL, TELEMETRY_CHANNEL, type IceCandidate } from '../../protocol/index.js';
 import type { DataChannelIceEntry } from './ice.js';
 import { errorSummary, type Logger } from './log.js';
 import { isRtcp, parseRtcp, type RtcpEvent } from './rtcp.js';
@@ -18,6 +18,11 @@ const RTCP_SILENCE_MS = 2_500;
 const VIDEO_CLOCK_RATE = 90_000;
 /** Packets kept for retransmission on NACK: ~1 s at 2 Mbit/s with 1200-byte packets. */
 const NACK_HISTORY_PACKETS = 512;
+/**
+ * Telemetry waiting in a viewer's send buffer beyond this is stale by the time it would arrive: newer
+ * samples are skipped for that viewer until it drains (other viewers are not affected).
+ */
+const MAX_TELEMETRY_BUFFERED_BYTES = 64 * 1024;
 
 export type CallState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
@@ -40,6 +45,10 @@ export interface CallOptions {
   onClosed: (call: ViewerCall, reason: string) => void;
   /** ICE and DTLS are up (also after the path recovered by itself). */
   onConnected?: (call: ViewerCall) => void;
+  /** A text message on the viewer's control channel (network input: validate it). */
+  onControlMessage?: (call: ViewerCall, message: string) => void;
+  /** The telemetry channel opened: a good moment to send what a new viewer needs first. */
+  onTelemetryOpen?: (call: ViewerCall) => void;
 }
 
 export class ViewerCall {
@@ -56,6 +65,9 @@ export class ViewerCall {
   private readonly track: Track;
   private readonly rtpConfig: RtpPacketizationConfig;
   private readonly srReporter: RtcpSrReporter;
+  private readonly telemetryChannel: DataChannel;
+  private readonly controlChannel: DataChannel;
+  telemetrySkipped = 0;
   private trackOpen = false;
   private closed = false;
   private lastTimestamp = -1;
@@ -97,6 +109,21 @@ export class ViewerCall {
         this.trackOpen = false;
       });
       this.track.onMessage((message) => this.onTrackMessage(message));
+
+      // Both data channels go into the first offer, next to the video (protocol: TELEMETRY_CHANNEL).
+      this.telemetryChannel = this.pc.createDataChannel(TELEMETRY_CHANNEL, { unordered: true, maxRetransmits: 0 });
+      this.controlChannel = this.pc.createDataChannel(CONTROL_CHANNEL);
+      this.telemetryChannel.onOpen(() => {
+        if (!this.closed) options.onTelemetryOpen?.(this);
+      });
+      this.controlChannel.onMessage((message) => {
+        if (this.closed || typeof message !== 'string') return;
+        try {
+          options.onControlMessage?.(this, message);
+        } catch (error) {
+          log.warn('failed to handle a control message', { error: errorSummary(error) });
+        }
+      });
 
       this.pc.onLocalDescription((sdp, type) => {
         if (this.closed || type !== 'offer') return;
@@ -183,11 +210,42 @@ export class ViewerCall {
     }
   }
 
+  /** Telemetry for this viewer; skipped (false) while its channel is not open or still full of older samples. */
+  sendTelemetry(text: string): boolean {
+    return this.sendOn(this.telemetryChannel, text, MAX_TELEMETRY_BUFFERED_BYTES);
+  }
+
+  /** A reply on the control channel (a refused command). */
+  sendControlReply(text: string): boolean {
+    return this.sendOn(this.controlChannel, text, MAX_TELEMETRY_BUFFERED_BYTES);
+  }
+
+  private sendOn(channel: DataChannel, text: string, maxBuffered: number): boolean {
+    if (this.closed) return false;
+    try {
+      if (!channel.isOpen()) return false;
+      if (channel.bufferedAmount() > maxBuffered) {
+        this.telemetrySkipped++;
+        return false;
+      }
+      return channel.sendMessage(text);
+    } catch {
+      return false;
+    }
+  }
+
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     this.trackOpen = false;
     this.state = 'closed';
+    for (const channel of [this.telemetryChannel, this.controlChannel]) {
+      try {
+        channel.close();
+      } catch {
+        // already closed
+      }
+    }
     try {
       this.track.close();
     } catch {

@@ -3,7 +3,19 @@
  * watching viewer together.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { signalingUrl, type CameraInfo, type IceConfig, type ServerToRover, type WatchingViewer } from '../../protocol/index.js';
+import {
+  signalingUrl,
+  type ApiInbound,
+  type CameraInfo,
+  type ControlRefusedMessage,
+  type FrameClockMessage,
+  type IceConfig,
+  type ServerToRover,
+  type WatchingViewer,
+} from '../../protocol/index.js';
+import { LocalApi } from './api.js';
+import { ControlGate } from './control.js';
+import { TelemetryRelay } from './telemetry.js';
 import { ServerClock } from '../../protocol/clock.js';
 import { backoffDelay } from './backoff.js';
 import { CongestionController } from './congestion.js';
@@ -40,6 +52,8 @@ export interface SenderConfig {
   relayOnly?: boolean;
   /** How often to look for address changes (default 2 s). */
   networkPollMs?: number;
+  /** The local API for the rover's program (api.ts): a Unix socket path, and/or this process's stdin/stdout. */
+  api?: { socket?: string; stdio?: boolean };
   log: Logger;
 }
 
@@ -56,6 +70,8 @@ interface Camera {
   outputKbps: number;
   /** The encoder's packet count at the last adaptation tick. */
   packetsAtTick: number;
+  /** The latest frame's RTP timestamp and when it left the encoder (server clock): viewers sync overlays to it. */
+  frameClock: FrameClockMessage | null;
 }
 
 interface Watcher {
@@ -76,6 +92,10 @@ const CLOCK_BURST_SPACING_MS = 150;
 const CLOCK_RESYNC_MS = 30_000;
 /** The server answers pings within milliseconds; no answer in this time means the link is down. */
 const SIGNALING_PROBE_MS = 1_500;
+/** How often each viewer gets its camera's frame clock (RTP timestamp ↔ capture time). */
+const FRAME_CLOCK_INTERVAL_MS = 1_000;
+/** Refusals of commands sent back to one viewer at most this often (a flood gets a trickle of answers). */
+const REFUSAL_INTERVAL_MS = 250;
 
 export class RoverSender {
   private readonly cameras = new Map<string, Camera>();
@@ -93,6 +113,12 @@ export class RoverSender {
   readonly clock = new ServerClock();
   private clockTimers: NodeJS.Timeout[] = [];
   private adaptTimer: NodeJS.Timeout | undefined;
+  private frameClockTimer: NodeJS.Timeout | undefined;
+  /** Who may drive, and the dead-man timer that stops the robot (control.ts). */
+  readonly control: ControlGate;
+  private readonly telemetry: TelemetryRelay;
+  private readonly api: LocalApi;
+  private readonly lastRefusalAt = new Map<string, number>();
 
   constructor(private readonly config: SenderConfig) {
     this.signaling = new SignalingClient({
@@ -103,6 +129,59 @@ export class RoverSender {
     this.signaling.on('message', (message) => this.onSignal(message));
     this.network = new NetworkWatcher((before, after) => this.onNetworkChange(before, after), config.networkPollMs);
     this.signaling.on('fatal', (error) => this.onFatal(error));
+    this.api = new LocalApi(config.log.child({ part: 'api' }), (message) => this.onApiMessage(message), () => ({
+      type: 'hello',
+      roverId: config.roverId,
+      cameras: config.cameras.map((camera) => camera.id),
+    }));
+    this.telemetry = new TelemetryRelay({
+      toServerTime: (localMs) => this.clock.toServerTime(localMs),
+      publish: (_message, text) => {
+        for (const call of this.calls.values()) call.sendTelemetry(text);
+      },
+    });
+    this.control = new ControlGate({
+      command: (viewerId, seq, command) => {
+        if (this.api.clientCount === 0) return false;
+        this.api.broadcast({ type: 'control', viewer: viewerId.slice(0, 8), seq, command });
+        return true;
+      },
+      lease: (viewerId) => {
+        config.log.info(viewerId === null ? 'nobody has control' : 'control granted', viewerId === null ? {} : { viewer: viewerId.slice(0, 8) });
+        this.api.broadcast({ type: 'lease', viewer: viewerId === null ? null : viewerId.slice(0, 8) });
+      },
+      stop: (reason) => {
+        config.log.info('stop sent to the rover program', { reason });
+        this.api.broadcast({ type: 'stop', reason });
+      },
+    });
+  }
+
+  /** Publish telemetry to every viewer (what the local API does for the rover's program). False: too large. */
+  publishTelemetry(sample: Extract<ApiInbound, { type: 'telemetry' }>): boolean {
+    return this.telemetry.submit(sample);
+  }
+
+  private onApiMessage(message: ApiInbound): string | null {
+    if (message.camera !== undefined && !this.cameras.has(message.camera)) return `no camera "${message.camera}" (cameras: ${[...this.cameras.keys()].join(', ')})`;
+    if (!this.telemetry.submit(message)) return 'telemetry message too large: dropped';
+    return null;
+  }
+
+  /** A message on a viewer's control channel: the gate decides; a refusal is answered (not too often). */
+  private onControlMessage(call: ViewerCall, raw: string): void {
+    const verdict = this.control.receive(call.viewerId, raw);
+    if (verdict.accepted) return;
+    const now = performance.now();
+    if (now - (this.lastRefusalAt.get(call.viewerId) ?? -Infinity) < REFUSAL_INTERVAL_MS) return;
+    this.lastRefusalAt.set(call.viewerId, now);
+    call.sendControlReply(JSON.stringify({ type: 'control-refused', seq: verdict.seq, reason: verdict.reason } satisfies ControlRefusedMessage));
+  }
+
+  /** Tell viewers how their camera's RTP timestamps map to capture times (for overlays in sync). */
+  private sendFrameClock(call: ViewerCall): void {
+    const clock = this.cameras.get(call.cameraId)?.frameClock;
+    if (clock) call.sendTelemetry(JSON.stringify(clock));
   }
 
   /** Number of live viewer calls (for tests and status). */
@@ -128,9 +207,14 @@ export class RoverSender {
         kbps: config.video.bitrateKbps,
       });
     }
+    if (this.config.api?.socket) await this.api.listen(this.config.api.socket);
+    if (this.config.api?.stdio) this.api.attachStreams(process.stdin, process.stdout);
     this.signaling.start();
     this.network.start();
     this.adaptTimer = setInterval(() => this.adapt(), ADAPT_INTERVAL_MS);
+    this.frameClockTimer = setInterval(() => {
+      for (const call of this.calls.values()) this.sendFrameClock(call);
+    }, FRAME_CLOCK_INTERVAL_MS);
   }
 
   /** Congestion control tick: measure each encoder's output, let its controller decide, apply. */
@@ -183,6 +267,9 @@ export class RoverSender {
     this.network.stop();
     this.stopClockSync();
     clearInterval(this.adaptTimer);
+    clearInterval(this.frameClockTimer);
+    this.control.shutdown();
+    await this.api.close();
     for (const viewerId of [...this.watchers.keys()]) this.forgetWatcher(viewerId);
     for (const call of [...this.calls.values()]) this.hangUp(call, 'rover shutting down');
     for (const camera of this.cameras.values()) {
@@ -213,8 +300,9 @@ export class RoverSender {
             height: config.video.height,
             fps: config.video.fps,
           });
-    const camera: Camera = { config, encoder, ssrc, live: false, restartAttempt: 0, congestion, outputKbps: 0, packetsAtTick: 0 };
+    const camera: Camera = { config, encoder, ssrc, live: false, restartAttempt: 0, congestion, outputKbps: 0, packetsAtTick: 0, frameClock: null };
     encoder.on('packet', (packet, timestamp) => {
+      if (camera.frameClock?.rtp !== timestamp) camera.frameClock = { type: 'frame-clock', camera: config.id, rtp: timestamp, ts: Math.round(this.clock.now()) };
       for (const call of this.calls.values()) if (call.cameraId === config.id) call.sendRtp(packet, timestamp);
     });
     encoder.on('error', (error) => this.onCameraFailed(camera, error));
@@ -257,7 +345,12 @@ export class RoverSender {
       case 'welcome':
         this.signaling.send({ type: 'announce', cameras: this.cameraInfo() });
         this.reconcileViewers(message.viewers);
-        if ([...this.cameras.values()].some((camera) => camera.config.source.kind === 'meter')) this.startClockSync();
+        this.control.setLease(message.lease.viewerId, message.lease.ttlMs);
+        // Capture times (timecoded frames, telemetry, frame clocks) are all on the server's clock.
+        this.startClockSync();
+        return;
+      case 'lease':
+        this.control.setLease(message.viewerId, message.ttlMs, message.ended);
         return;
       case 'clock':
         this.clock.addReply(message.t, message.serverTime);
@@ -362,6 +455,8 @@ export class RoverSender {
         camera.congestion?.addViewer(viewerId);
       },
       onRtcp: (event) => camera.congestion?.onRtcp(viewerId, event, performance.now()),
+      onControlMessage: (call, message) => this.onControlMessage(call, message),
+      onTelemetryOpen: (call) => this.sendFrameClock(call),
       onClosed: (closed, reason) => {
         if (this.calls.get(viewerId) === closed) {
           this.calls.delete(viewerId);

@@ -33,6 +33,7 @@ import {
 import { createLogger, errorSummary, type Logger } from '../../sender/src/log.js';
 import { toDataChannelIce } from '../../sender/src/ice.js';
 import { ViewerCall } from '../../sender/src/peer.js';
+const NO_LEASE = { viewerId: null, ttlMs: 0 };
 import { parseSource } from '../../sender/src/pipeline.js';
 import { isRtcp, parseRtcp, type RtcpEvent } from '../../sender/src/rtcp.js';
 import { clearMarkerOnParameterSets, isKeyframePacket, nalTypes, parseRtpHeader, rewriteSsrc, type RtpHeader } from '../../sender/src/rtp.js';
@@ -1026,7 +1027,7 @@ describe('RoverSender: a call libdatachannel cannot set up is refused, not fatal
     try {
       await sender.start();
       await server.connection(1);
-      server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId: 'v1', cameraId: 'main', ice: NO_ICE_SERVERS }] });
+      server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId: 'v1', cameraId: 'main', ice: NO_ICE_SERVERS }], lease: NO_LEASE });
       const hangup = await server.take((m) => m.type === 'hangup' && m.viewerId === 'v1', 'hangup for v1');
       expect(hangup).toMatchObject({ reason: 'the rover could not start the call' });
       expect(lines.some((line) => / ERROR cannot start call .*error="Invalid ICE server port in URL"/.test(line))).toBe(true);
@@ -1066,7 +1067,7 @@ describe('a real RoverSender (GStreamer test source) fed hostile signaling over 
     });
     await sender.start();
     await server.connection(1);
-    server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [] });
+    server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [], lease: NO_LEASE });
     await server.take((m) => m.type === 'announce', 'announce');
   }, 30_000);
 
@@ -1136,7 +1137,7 @@ describe('a real RoverSender (GStreamer test source) fed hostile signaling over 
     expectNothingEchoed(lines);
     expect(lines.filter((line) => line.includes('failed to handle a message from the server'))).toEqual([]);
     // The hostile welcomes and joins started calls: a welcome without viewers ends them all.
-    server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [] });
+    server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [], lease: NO_LEASE });
     await server.barrier();
     expect(sender.callCount).toBe(0);
     console.log(`fuzz RoverSender signaling: ${frames.length} frames (${invalid} invalid text, ${binary} binary, ${frames.length - invalid - binary} valid), 0 crashes (seed ${SEED})`);
@@ -1189,7 +1190,7 @@ describe('a real RoverSender (GStreamer test source) fed hostile signaling over 
     const connections = server.connections;
     server.send(JSON.stringify({ type: 'answer', viewerId: 'live', callId: 'x', sdp: 'x'.repeat(300 * 1024) }));
     await server.connection(connections + 1);
-    server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [] });
+    server.send({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [], lease: NO_LEASE });
     await server.take((m) => m.type === 'announce', 'announce after reconnecting', 10_000);
   }, 30_000);
 

@@ -204,6 +204,18 @@ describe('POST /admin/viewer-links', () => {
     new Peer(upgraded.webSocket!, ServerToViewer, 'linked viewer');
     // …and it is a viewer token only.
     expect((await upgrade(roverId, query('rover'), bearer(token))).status).toBe(401);
+    // Watching only, unless control is asked for.
+    expect(verified.ok && verified.claims.canControl).toBe(false);
+  });
+
+  it('mints a link that may drive only when asked to ("control": true), and refuses a non-boolean', async () => {
+    const roverId = uniqueRoverId('admin-control');
+    const response = await admin({ roverId, control: true });
+    expect(response.status).toBe(201);
+    const { token } = (await response.json()) as { token: string };
+    const verified = await verifyToken('viewer', token, roverId, env.VIEWER_TOKEN_SECRET!);
+    expect(verified.ok && verified.claims.canControl).toBe(true);
+    expect((await admin({ roverId, control: 'yes' })).status).toBe(400);
   });
 
   it.each([

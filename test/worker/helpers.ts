@@ -208,14 +208,24 @@ export function upgrade(roverId: string, query: string, headers: Record<string, 
 }
 
 /** A valid token of `kind` for `roverId`, minted with this test Worker's secret. */
-export async function tokenFor(kind: TokenKind, roverId: string, ttlSeconds = 600): Promise<string> {
+export async function tokenFor(kind: TokenKind, roverId: string, ttlSeconds = 600, options: { control?: boolean } = {}): Promise<string> {
   const secret = kind === 'rover' ? env.ROVER_TOKEN_SECRET : env.VIEWER_TOKEN_SECRET;
-  return (await mintToken(kind, roverId, secret ?? '', ttlSeconds)).token;
+  return (await mintToken(kind, roverId, secret ?? '', ttlSeconds, undefined, options)).token;
 }
 
-async function open(roverId: string, role: Role): Promise<WebSocket> {
-  const token = await tokenFor(role, roverId);
-  const response = await upgrade(roverId, `?role=${role}&v=${PROTOCOL_VERSION}`, { Upgrade: 'websocket', Authorization: `Bearer ${token}` });
+/** Viewer options: `control` mints a token that may take the control lease; `headers` are added to the upgrade. */
+export interface ViewerOptions {
+  control?: boolean;
+  headers?: Record<string, string>;
+}
+
+async function open(roverId: string, role: Role, options: ViewerOptions = {}): Promise<WebSocket> {
+  const token = await tokenFor(role, roverId, 600, { control: options.control });
+  const response = await upgrade(roverId, `?role=${role}&v=${PROTOCOL_VERSION}`, {
+    ...options.headers,
+    Upgrade: 'websocket',
+    Authorization: `Bearer ${token}`,
+  });
   expect(response.status, await describeFailure(response)).toBe(101);
   const socket = response.webSocket;
   if (!socket) throw new Error('upgrade response carries no webSocket');
@@ -232,8 +242,8 @@ export async function connectRover(roverId: string, name = 'rover'): Promise<Rov
 }
 
 /** Connects a viewer; does not consume its `welcome`. */
-export async function connectViewer(roverId: string, name = 'viewer'): Promise<ViewerPeer> {
-  return new Peer<ServerToViewer>(await open(roverId, 'viewer'), ServerToViewer, name);
+export async function connectViewer(roverId: string, name = 'viewer', options: ViewerOptions = {}): Promise<ViewerPeer> {
+  return new Peer<ServerToViewer>(await open(roverId, 'viewer', options), ServerToViewer, name);
 }
 
 /** Connects a rover, checks its welcome and (unless `cameras` is empty) announces cameras and waits until that is handled. */
@@ -256,8 +266,9 @@ export async function onlineRover(
 export async function joinedViewer(
   roverId: string,
   name = 'viewer',
+  options: ViewerOptions = {},
 ): Promise<{ viewer: ViewerPeer; viewerId: string; welcome: Extract<ServerToViewer, { type: 'welcome' }> }> {
-  const viewer = await connectViewer(roverId, name);
+  const viewer = await connectViewer(roverId, name, options);
   const welcome = await viewer.next('welcome');
   expect(welcome).toMatchObject({ role: 'viewer', protocolVersion: PROTOCOL_VERSION });
   return { viewer, viewerId: welcome.viewerId, welcome };

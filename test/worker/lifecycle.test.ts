@@ -92,7 +92,7 @@ describe('rover superseded by a newer connection', () => {
     expect(inside.status).toBe(101);
     expect(inside.attachment).toMatchObject({ role: 'rover', superseded: true });
     expect(inside.received.map((text) => JSON.parse(text) as unknown)).toEqual([
-      { type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main', ice: ANY_ICE }] },
+      { type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main', ice: ANY_ICE }], lease: { viewerId: null, ttlMs: 0 } },
     ]);
     expect((await old.rover.closed).code).toBe(CloseCode.Superseded);
 

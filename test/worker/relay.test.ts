@@ -100,7 +100,7 @@ describe('join orders and rover presence', () => {
 
     const rover = await connectRover(roverId);
     const roverWelcome = await rover.next('welcome');
-    expect(roverWelcome).toEqual({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main', ice: ANY_ICE }] });
+    expect(roverWelcome).toEqual({ type: 'welcome', role: 'rover', protocolVersion: 1, viewers: [{ viewerId, cameraId: 'main', ice: ANY_ICE }], lease: { viewerId: null, ttlMs: 0 } });
     expect(await viewer.next('rover-status')).toEqual({ type: 'rover-status', rover: { online: true, cameras: [] } });
 
     rover.send({ type: 'announce', cameras: [camera('main')] });

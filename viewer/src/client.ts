@@ -422,6 +422,7 @@ export class RoverViewerClient {
       case 'welcome':
         this.rover = message.rover;
         this.emit('rover', { rover: message.rover });
+        this.setControl({ holder: message.control.holder, canControl: message.control.canControl, detail: '' });
         this.syncClockIfTimecoded();
         if (this.wantWatch) this.sendWatch();
         else this.setState(this.rover.online ? 'waiting' : 'offline', this.rover.online ? 'rover online' : 'rover is offline');

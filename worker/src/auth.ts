@@ -107,7 +107,8 @@ export async function authorize(
     const keys = (deps.accessKeys ?? remoteAccessKeys)(env.ACCESS_TEAM_DOMAIN);
     const access = await verifyAccessAssertion(assertion, env.ACCESS_TEAM_DOMAIN, env.ACCESS_AUD, keys);
     if (!access.ok) return { ok: false, response: authError(401, access.reason) };
-    return { ok: true, claims: { kind, roverId, expiresAt: access.expiresAt, tokenId: `access:${access.identity}` } };
+    // Access decides who may watch; driving needs an explicit viewer token with the control scope.
+    return { ok: true, claims: { kind, roverId, expiresAt: access.expiresAt, tokenId: `access:${access.identity}`, canControl: false } };
   }
   const result = await verifyToken(kind, token, roverId, secret);
   if (!result.ok) return { ok: false, response: authError(result.status, result.reason) };

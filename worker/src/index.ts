@@ -11,6 +11,7 @@
 import { DEFAULT_VIEWER_TTL_SECONDS, MAX_VIEWER_TTL_SECONDS, mintToken } from '../../protocol/auth.js';
 import { isValidRoverId, PROTOCOL_VERSION, Role } from '../../protocol/index.js';
 import { adminTokenMatches, authError, authorize, secretFor } from './auth.js';
+import { PERMISSIONS_HEADER } from './room.js';
 import type { Env } from './env.js';
 
 export { RoverRoom } from './room.js';
@@ -86,7 +87,12 @@ async function routeWebSocket(request: Request, env: Env, url: URL, roverId: str
     return decision.response;
   }
   const room = env.ROVER_ROOMS.get(env.ROVER_ROOMS.idFromName(roverId));
-  return room.fetch(request);
+  // What the token allows travels to the Durable Object in a header only this Worker sets: a client's own
+  // copy of the header is dropped, and the object is reachable only through here.
+  const forwarded = new Request(request);
+  forwarded.headers.delete(PERMISSIONS_HEADER);
+  if (decision.claims.canControl) forwarded.headers.set(PERMISSIONS_HEADER, 'control');
+  return room.fetch(forwarded);
 }
 
 /** Lets the viewer page tell "access expired" from "network down": a WebSocket failure hides the status. */
@@ -106,7 +112,10 @@ async function roverPresence(request: Request, env: Env, roverId: string): Promi
   return jsonResponse(200, await room.presence(roverId));
 }
 
-/** POST /admin/viewer-links {"roverId": "...", "ttlSeconds": 28800} → {"url", "token", "expiresAt"}. */
+/**
+ * POST /admin/viewer-links {"roverId": "...", "ttlSeconds": 28800, "control": false} → {"url", "token", "expiresAt"}.
+ * "control": true mints a link that may also take the control lease and drive.
+ */
 async function mintViewerLink(request: Request, env: Env, url: URL): Promise<Response> {
   if (!env.ADMIN_TOKEN) return textResponse(404, 'Not found. Rover pages live at /rovers/<roverId>.');
   if (request.method !== 'POST') return textResponse(405, 'Method not allowed.', { allow: 'POST' });
@@ -117,7 +126,7 @@ async function mintViewerLink(request: Request, env: Env, url: URL): Promise<Res
   }
   const secret = secretFor('viewer', env);
   if (!secret) return authError(503, 'authentication is not configured: set the VIEWER_TOKEN_SECRET secret');
-  let body: { roverId?: unknown; ttlSeconds?: unknown };
+  let body: { roverId?: unknown; ttlSeconds?: unknown; control?: unknown };
   try {
     body = (await request.json()) as typeof body;
   } catch {
@@ -129,8 +138,12 @@ async function mintViewerLink(request: Request, env: Env, url: URL): Promise<Res
   if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 60 || ttlSeconds > MAX_VIEWER_TTL_SECONDS) {
     return jsonResponse(400, { error: 'bad-request', message: `ttlSeconds must be an integer from 60 to ${MAX_VIEWER_TTL_SECONDS}` });
   }
-  const { token, expiresAt } = await mintToken('viewer', roverId, secret, ttlSeconds);
-  log('viewer link minted', { expiresAt });
+  if (body.control !== undefined && typeof body.control !== 'boolean') {
+    return jsonResponse(400, { error: 'bad-request', message: 'control must be true or false' });
+  }
+  const control = body.control === true;
+  const { token, expiresAt } = await mintToken('viewer', roverId, secret, ttlSeconds, undefined, { control });
+  log('viewer link minted', { expiresAt, control: control ? 1 : 0 });
   // The token rides in the fragment: browsers never send it to a server, so it stays out of access logs.
   return jsonResponse(201, { url: `${url.origin}/rovers/${roverId}#access=${token}`, token, expiresAt });
 }

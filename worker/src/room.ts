@@ -6,10 +6,12 @@
  *  - tag "rover"            the rover's socket (at most one that is not superseded)
  *  - tag "viewer"           every viewer socket
  *  - tag "viewer:<id>"      one viewer, for addressed delivery
+ * The control lease is the holder's attachment field `leaseUntil`: it ends with the holder's socket.
  */
 import { DurableObject } from 'cloudflare:workers';
 import {
   CloseCode,
+  CONTROL_LEASE_TTL_MS,
   describeIssues,
   MAX_MESSAGE_BYTES,
   PING_FRAME,
@@ -53,9 +55,16 @@ interface ViewerAttachment {
   viewerId: string;
   /** The camera this viewer wants a call for; null when not watching. */
   cameraId: string | null;
+  /** Its token allows control (the Worker says so in PERMISSIONS_HEADER). */
+  canControl: boolean;
+  /** Holds the control lease until this time (ms); 0 = does not hold it. */
+  leaseUntil: number;
 }
 
 type Attachment = RoverAttachment | ViewerAttachment;
+
+/** Set by the Worker (never by clients: it drops theirs) when the viewer's token allows control. */
+export const PERMISSIONS_HEADER = 'x-rover-live-permissions';
 
 const ROVER_TAG = 'rover';
 const VIEWER_TAG = 'viewer';
@@ -120,8 +129,8 @@ export class RoverRoom extends DurableObject<Env> {
     }
     const { 0: client, 1: server } = new WebSocketPair();
     if (role === 'rover') this.acceptRover(server, roverId, ip);
-    else this.acceptViewer(server, roverId, ip);
-    await this.scheduleSweep();
+    else this.acceptViewer(server, roverId, ip, request.headers.get(PERMISSIONS_HEADER) === 'control');
+    await this.scheduleAlarm();
     // A browser that offered our subprotocol (it carries its token next to it) must get it back.
     const headers = presentedToken(request.headers).offersProtocol ? { 'sec-websocket-protocol': SUBPROTOCOL } : undefined;
     return new Response(null, { status: 101, webSocket: client, headers });
@@ -167,20 +176,31 @@ export class RoverRoom extends DurableObject<Env> {
       role: 'rover',
       protocolVersion: PROTOCOL_VERSION,
       viewers: this.watchingViewers(roverId),
+      lease: withoutType(this.leaseMessageForRover(this.leaseHolder(Date.now()), Date.now())),
     } satisfies ServerToRover);
     this.broadcastStatus();
   }
 
-  private acceptViewer(socket: WebSocket, roverId: string, ip: string): void {
+  private acceptViewer(socket: WebSocket, roverId: string, ip: string, canControl: boolean): void {
     const viewerId = crypto.randomUUID();
     this.ctx.acceptWebSocket(socket, [VIEWER_TAG, viewerTag(viewerId)]);
-    socket.serializeAttachment({ role: 'viewer', roverId, connectedAt: Date.now(), ip, viewerId, cameraId: null } satisfies ViewerAttachment);
+    socket.serializeAttachment({
+      role: 'viewer',
+      roverId,
+      connectedAt: Date.now(),
+      ip,
+      viewerId,
+      cameraId: null,
+      canControl,
+      leaseUntil: 0,
+    } satisfies ViewerAttachment);
     this.send(socket, {
       type: 'welcome',
       role: 'viewer',
       protocolVersion: PROTOCOL_VERSION,
       viewerId,
       rover: this.roverStatus(),
+      control: withoutType(this.leaseMessageFor(viewerId, canControl, this.leaseHolder(Date.now()))),
     } satisfies ServerToViewer);
   }
 
@@ -233,7 +253,8 @@ export class RoverRoom extends DurableObject<Env> {
       } else {
         const parsed = ViewerToServer.safeParse(json);
         if (!parsed.success) return this.rejectMessage(socket, type, 'viewer', describeIssues(parsed.error));
-        this.onViewerMessage(socket, attachment, parsed.data);
+        if (parsed.data.type === 'lease') await this.onLeaseMessage(socket, attachment, parsed.data.action);
+        else this.onViewerMessage(socket, attachment, parsed.data);
       }
     } catch (error) {
       log('message handler failed', { type, error: error instanceof Error ? error.message : String(error) });
@@ -244,7 +265,8 @@ export class RoverRoom extends DurableObject<Env> {
   /** Periodic sweep for peers that vanished without a close frame (hibernated sockets can look open forever). */
   override async alarm(): Promise<void> {
     this.sweep(Date.now());
-    await this.scheduleSweep();
+    this.expireLease(Date.now());
+    await this.scheduleAlarm();
   }
 
   /**
@@ -271,11 +293,19 @@ export class RoverRoom extends DurableObject<Env> {
     return closed;
   }
 
-  /** Keep one alarm pending while any socket is open; none when the room is empty (it may then be evicted). */
-  private async scheduleSweep(): Promise<void> {
+  /**
+   * Keep one alarm pending while any socket is open (none when the room is empty: it may then be evicted),
+   * no later than the control lease's expiry, so a lapse is announced even when nothing else happens.
+   */
+  private async scheduleAlarm(): Promise<void> {
     if (this.ctx.getWebSockets().length === 0) return;
-    if ((await this.ctx.storage.getAlarm()) !== null) return;
-    await this.ctx.storage.setAlarm(Date.now() + Math.min(30_000, this.heartbeatTimeoutMs / 2));
+    const now = Date.now();
+    const sweepAt = now + Math.min(30_000, this.heartbeatTimeoutMs / 2);
+    const holder = this.leaseHolder(now);
+    const wanted = holder ? Math.min(sweepAt, holder.attachment.leaseUntil) : sweepAt;
+    const pending = await this.ctx.storage.getAlarm();
+    if (pending !== null && pending <= wanted) return;
+    await this.ctx.storage.setAlarm(wanted);
   }
 
   override async webSocketClose(socket: WebSocket, code: number): Promise<void> {
@@ -366,11 +396,130 @@ export class RoverRoom extends DurableObject<Env> {
       if (attachment.superseded) return;
       log('rover disconnected', { connection: attachment.connectionId, code });
       this.broadcastStatus(socket);
-    } else if (attachment.cameraId !== null) {
-      socket.serializeAttachment({ ...attachment, cameraId: null } satisfies ViewerAttachment);
+    } else {
+      const heldLease = attachment.leaseUntil > Date.now();
+      if (attachment.cameraId !== null || attachment.leaseUntil !== 0) {
+        socket.serializeAttachment({ ...attachment, cameraId: null, leaseUntil: 0 } satisfies ViewerAttachment);
+      }
       const rover = this.currentRover();
-      if (rover) this.send(rover, { type: 'viewer-leave', viewerId: attachment.viewerId });
+      if (attachment.cameraId !== null && rover) this.send(rover, { type: 'viewer-leave', viewerId: attachment.viewerId });
+      // The controller is gone: the rover stops the robot now rather than at the lease's expiry.
+      if (heldLease) this.announceLease('left', socket);
     }
+  }
+
+  // ------------------------------------------------------------------ control lease
+
+  private async onLeaseMessage(socket: WebSocket, viewer: ViewerAttachment, action: 'request' | 'renew' | 'release'): Promise<void> {
+    const now = Date.now();
+    const holder = this.leaseHolder(now);
+    const isHolder = holder?.socket === socket;
+    switch (action) {
+      case 'request':
+        if (!viewer.canControl) {
+          this.sendError(socket, 'forbidden', 'this viewer link only allows watching; ask the operator for a link with control');
+          return;
+        }
+        if (holder && !isHolder) {
+          this.sendError(socket, 'control-busy', 'another operator has control; you can watch until they release it');
+          return;
+        }
+        // A lapsed holder that never renewed loses its claim here, before the new holder gets it.
+        this.clearStaleLeases(now, socket);
+        socket.serializeAttachment({ ...viewer, leaseUntil: now + CONTROL_LEASE_TTL_MS } satisfies ViewerAttachment);
+        log('control lease granted', { viewer: viewer.viewerId.slice(0, 8) });
+        this.announceLease('lapsed');
+        await this.scheduleAlarm();
+        return;
+      case 'renew':
+        if (!isHolder) {
+          if (viewer.leaseUntil !== 0) {
+            socket.serializeAttachment({ ...viewer, leaseUntil: 0 } satisfies ViewerAttachment);
+            log('control lease lapsed', { viewer: viewer.viewerId.slice(0, 8) });
+            this.announceLease('lapsed');
+          }
+          this.sendError(socket, 'lease-lapsed', 'your control lease lapsed (no renewal in time) and the rover stopped; take control again');
+          return;
+        }
+        socket.serializeAttachment({ ...viewer, leaseUntil: now + CONTROL_LEASE_TTL_MS } satisfies ViewerAttachment);
+        // The rover's dead-man timer restarts with every renewal; only the holder hears of it.
+        this.sendToRover(this.leaseMessageForRover(this.leaseHolder(now), now));
+        this.send(socket, this.leaseMessageFor(viewer.viewerId, true, this.leaseHolder(now)));
+        return;
+      case 'release':
+        if (!isHolder) return;
+        socket.serializeAttachment({ ...viewer, leaseUntil: 0 } satisfies ViewerAttachment);
+        log('control lease released', { viewer: viewer.viewerId.slice(0, 8) });
+        this.announceLease('released');
+        return;
+    }
+  }
+
+  /** Leases past their time end (alarm): the rover hears "nobody", every viewer sees control free. True if one ended. */
+  expireLease(now: number): boolean {
+    if (!this.clearStaleLeases(now)) return false;
+    this.announceLease('lapsed');
+    return true;
+  }
+
+  /** Forget every lease whose time has passed (all but `keep`'s). True if there was one. */
+  private clearStaleLeases(now: number, keep?: WebSocket): boolean {
+    let cleared = false;
+    for (const socket of this.ctx.getWebSockets(VIEWER_TAG)) {
+      const attachment = readAttachment(socket);
+      if (socket === keep || attachment?.role !== 'viewer' || attachment.leaseUntil === 0 || attachment.leaseUntil > now) continue;
+      socket.serializeAttachment({ ...attachment, leaseUntil: 0 } satisfies ViewerAttachment);
+      log('control lease lapsed', { viewer: attachment.viewerId.slice(0, 8) });
+      cleared = true;
+    }
+    return cleared;
+  }
+
+  /** The viewer holding a live lease, if any. `excluding`: a socket that is closing. */
+  private leaseHolder(now: number, excluding?: WebSocket): { socket: WebSocket; attachment: ViewerAttachment } | null {
+    for (const socket of this.ctx.getWebSockets(VIEWER_TAG)) {
+      if (socket === excluding || socket.readyState !== WebSocket.OPEN) continue;
+      const attachment = readAttachment(socket);
+      if (attachment?.role === 'viewer' && attachment.leaseUntil > now) return { socket, attachment };
+    }
+    return null;
+  }
+
+  /** Tell the rover and every viewer who holds control now (`ended`: why, if nobody does). */
+  private announceLease(ended: 'released' | 'lapsed' | 'left', excluding?: WebSocket): void {
+    const now = Date.now();
+    const holder = this.leaseHolder(now, excluding);
+    this.sendToRover(holder === null ? { type: 'lease', viewerId: null, ttlMs: 0, ended } : this.leaseMessageForRover(holder, now));
+    for (const socket of this.ctx.getWebSockets(VIEWER_TAG)) {
+      const attachment = readAttachment(socket);
+      if (socket === excluding || attachment?.role !== 'viewer') continue;
+      this.send(socket, this.leaseMessageFor(attachment.viewerId, attachment.canControl, holder));
+    }
+  }
+
+  private leaseMessageFor(
+    viewerId: string,
+    canControl: boolean,
+    holder: { attachment: ViewerAttachment } | null,
+  ): Extract<ServerToViewer, { type: 'lease' }> {
+    const mine = holder?.attachment.viewerId === viewerId;
+    return {
+      type: 'lease',
+      holder: holder === null ? 'none' : mine ? 'you' : 'other',
+      canControl,
+      ttlMs: mine ? Math.max(0, holder.attachment.leaseUntil - Date.now()) : 0,
+    };
+  }
+
+  private leaseMessageForRover(holder: { attachment: ViewerAttachment } | null, now: number): Extract<ServerToRover, { type: 'lease' }> {
+    return holder === null
+      ? { type: 'lease', viewerId: null, ttlMs: 0 }
+      : { type: 'lease', viewerId: holder.attachment.viewerId, ttlMs: Math.max(0, holder.attachment.leaseUntil - now) };
+  }
+
+  private sendToRover(message: ServerToRover): void {
+    const rover = this.currentRover();
+    if (rover) this.send(rover, message);
   }
 
   // ------------------------------------------------------------------ helpers
@@ -476,6 +625,10 @@ function spend(bucket: Bucket | undefined, limit: { perSecond: number; burst: nu
   current.tokens = Math.min(limit.burst, current.tokens + ((now - current.refilledAt) / 1000) * limit.perSecond) - 1;
   current.refilledAt = now;
   return current;
+}
+
+function withoutType<T extends { type: string }>({ type: _type, ...rest }: T): Omit<T, 'type'> {
+  return rest;
 }
 
 function readAttachment(socket: WebSocket): Attachment | null {
