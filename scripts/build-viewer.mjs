@@ -10,15 +10,18 @@ const out = join(root, 'viewer', 'dist');
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 cpSync(join(root, 'viewer', 'public'), out, { recursive: true });
-await build({
-  entryPoints: { app: join(root, 'viewer/src/main.ts'), home: join(root, 'viewer/src/home.ts') },
+const common = {
   outdir: out,
   bundle: true,
   format: 'esm',
   target: ['chrome110', 'firefox115', 'safari16'],
-  minify: true,
   sourcemap: true,
   legalComments: 'none',
   logLevel: 'warning',
-});
+};
+await Promise.all([
+  build({ ...common, entryPoints: { app: join(root, 'viewer/src/main.ts'), home: join(root, 'viewer/src/home.ts') }, minify: true }),
+  // The embeddable player (<rover-stream> + RoverViewerClient), for other pages: /rover-stream.js.
+  build({ ...common, entryPoints: { 'rover-stream': join(root, 'viewer/src/embed/index.ts') }, minify: true }),
+]);
 console.log(`viewer built into ${out}`);
