@@ -23,5 +23,7 @@ await Promise.all([
   build({ ...common, entryPoints: { app: join(root, 'viewer/src/main.ts'), home: join(root, 'viewer/src/home.ts') }, minify: true }),
   // The embeddable player (<rover-stream> + RoverViewerClient), for other pages: /rover-stream.js.
   build({ ...common, entryPoints: { 'rover-stream': join(root, 'viewer/src/embed/index.ts') }, minify: true }),
+  // The embedding example's own script: documentation, so kept readable (it imports no code, only types).
+  build({ ...common, entryPoints: { 'embed-example': join(root, 'viewer/src/embed/example.ts') }, minify: false }),
 ]);
 console.log(`viewer built into ${out}`);
