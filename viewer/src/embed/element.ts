@@ -194,6 +194,7 @@ export class RoverStreamElement extends HTMLElement {
 
   disconnectedCallback(): void {
     this.#closeClient();
+    this.#setState('offline', 'removed from the page');
   }
 
   attributeChangedCallback(name: string, oldValue: string | null, newValue: string | null): void {

@@ -29,6 +29,5 @@ export type RoverStreamEventDetail<K extends RoverStreamEventName> = RoverStream
 
 declare global {
   // Merged into the DOM's own map: typed addEventListener on the element and on any ancestor (events bubble).
-  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface HTMLElementEventMap extends RoverStreamEventMap {}
 }

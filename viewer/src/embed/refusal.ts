@@ -5,10 +5,18 @@
  * two apart: if the server answers plain HTTP, it is reachable, so it refused this page's socket.
  */
 
+/** The server's HTTP address (a ws:// or wss:// server is the same host over http:// or https://). */
+function httpUrl(server: string): URL {
+  const url = new URL(server);
+  if (url.protocol === 'ws:') url.protocol = 'http:';
+  else if (url.protocol === 'wss:') url.protocol = 'https:';
+  return url;
+}
+
 /** True when `server` is on another origin than this page (only then is the client's own diagnosis blind). */
 export function isCrossOrigin(server: string): boolean {
   try {
-    return new URL(server).origin !== location.origin;
+    return httpUrl(server).origin !== location.origin;
   } catch {
     return false;
   }
@@ -19,8 +27,7 @@ export function isCrossOrigin(server: string): boolean {
  * on any response and rejects only when nothing answered.
  */
 export async function serverAnswers(server: string, roverId: string): Promise<boolean> {
-  const url = new URL(server);
-  url.protocol = url.protocol === 'wss:' ? 'https:' : url.protocol === 'ws:' ? 'http:' : url.protocol;
+  const url = httpUrl(server);
   url.pathname = url.pathname.replace(/\/+$/, '') + `/rovers/${encodeURIComponent(roverId)}/access`;
   url.search = '';
   url.hash = '';
@@ -34,7 +41,7 @@ export async function serverAnswers(server: string, roverId: string): Promise<bo
 
 /** The words for a refused cross-origin player: what the operator must check. */
 export function explainCrossOriginRefusal(server: string): string {
-  const serverOrigin = new URL(server).origin;
+  const serverOrigin = httpUrl(server).origin;
   return (
     `The server ${serverOrigin} refused this page (${location.origin}). It must list this origin in ALLOWED_ORIGINS, ` +
     `and the viewer token must be valid for this rover.`
