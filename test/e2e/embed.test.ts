@@ -179,7 +179,7 @@ describe('<rover-stream> on the example page', () => {
     await page.close();
   });
 
-  it('disconnect() ends the call at the rover and stops the picture; connect() brings video back', async () => {
+  it('disconnect() ends the call at the rover and stops the picture; connect() brings video back; removal closes it', async () => {
     const roverId = uniqueRoverId('embed-toggle');
     const sender = await rover(roverId);
     const { page } = await openPlayer(`${worker.url}/embed-example.html?rover=${roverId}#access=${await worker.viewerToken(roverId)}`);
@@ -199,6 +199,15 @@ describe('<rover-stream> on the example page', () => {
     await waitForFrames(page, 30, 10_000);
     expect(await probePlayer(page)).toMatchObject({ width: 640, height: 360, state: 'live' });
     expect(sender.output.filter((line) => line.includes('starting call'))).toHaveLength(2);
+
+    // Taken out of the page, the player closes its connection (the rover ends that call too) and says so.
+    const removed = await page.evaluate(() => {
+      const player = document.querySelector('rover-stream')!;
+      player.remove();
+      return { state: player.state, detail: player.stateDetail, clientClosed: player.client === null, videoCleared: player.video.srcObject === null };
+    });
+    expect(removed).toEqual({ state: 'offline', detail: 'removed from the page', clientClosed: true, videoCleared: true });
+    expect(await waitForOutput(sender.output, /call ended/, 2, 5_000)).toBe(2);
     await page.close();
   });
 
