@@ -9,8 +9,9 @@ export function uniqueRoverId(prefix: string): string {
   return `${prefix}-${process.pid}-${++roverCounter}`;
 }
 
-export async function startLocalWorker(): Promise<WorkerHandle> {
-  return startWorker();
+/** `options.vars` override the Worker's vars, e.g. ALLOWED_ORIGINS for pages on other origins. */
+export async function startLocalWorker(options: Parameters<typeof startWorker>[0] = {}): Promise<WorkerHandle> {
+  return startWorker(options);
 }
 
 export async function startRover(worker: WorkerHandle, roverId: string, extraArgs: string[] = []): Promise<SenderHandle> {
