@@ -57,6 +57,7 @@ describe('sender config', () => {
       iceServers: [],
       relayOnly: false,
       adapt: { minKbps: 150 },
+      api: { stdio: false },
       logLevel: 'info',
     });
   });
@@ -78,6 +79,8 @@ describe('sender config', () => {
       '--ice-server', 'turn:turn.example.com:3478,turns:turn.example.com:5349',
       '--relay-only',
       '--min-bitrate', '200',
+      '--api-socket', '/run/rover-sender/api.sock',
+      '--api-stdio',
       '--log-level', 'debug',
     ]);
     expect(config).toEqual({
@@ -89,6 +92,7 @@ describe('sender config', () => {
       iceServers: ['stun:stun.example.com:3478', 'turn:turn.example.com:3478', 'turns:turn.example.com:5349'],
       relayOnly: true,
       adapt: { minKbps: 200 },
+      api: { socket: '/run/rover-sender/api.sock', stdio: true },
       logLevel: 'debug',
     });
   });
@@ -99,6 +103,10 @@ describe('sender config', () => {
     expect(config.roverId).toBe('r1');
     expect(config.cameras[0]!.source).toEqual({ kind: 'test', pattern: 'ball' });
     expect(config.cameras[0]!.video).toEqual({ width: 320, height: 240, fps: 10, bitrateKbps: 300 });
+  });
+
+  it('refuses an --api-socket path longer than a Unix socket allows', () => {
+    expect(configError([...REQUIRED, '--api-socket', `/tmp/${'x'.repeat(120)}.sock`]).message).toMatch(/--api-socket path is too long/);
   });
 
   it('a variadic --ice-server takes several URLs', () => {
@@ -150,6 +158,7 @@ describe('sender config', () => {
       ROVER_ICE_SERVERS: 'stun:a.example, stun:b.example',
       ROVER_LOG_LEVEL: 'warn',
       ROVER_MIN_BITRATE: '500',
+      ROVER_API_SOCKET: '/run/rover-sender/api.sock',
     });
     expect(parse([])).toEqual({
       server: 'https://rovers.example.com',
@@ -160,6 +169,7 @@ describe('sender config', () => {
       iceServers: ['stun:a.example', 'stun:b.example'],
       relayOnly: true,
       adapt: { minKbps: 500 },
+      api: { socket: '/run/rover-sender/api.sock', stdio: false },
       logLevel: 'warn',
     });
   });

@@ -79,7 +79,7 @@ describe('control lease', () => {
     await rover.next('lease');
 
     a.viewer.send({ type: 'lease', action: 'release' });
-    expect(await rover.next('lease')).toEqual({ type: 'lease', viewerId: null, ttlMs: 0 });
+    expect(await rover.next('lease')).toEqual({ type: 'lease', viewerId: null, ttlMs: 0, ended: 'released' });
     expect(await a.viewer.next('lease')).toMatchObject({ holder: 'none' });
     expect(await b.viewer.next('lease')).toMatchObject({ holder: 'none' });
 
@@ -100,7 +100,7 @@ describe('control lease', () => {
     expect(await b.viewer.next('lease')).toEqual({ type: 'lease', holder: 'other', canControl: false, ttlMs: 0 });
 
     a.viewer.close();
-    expect(await rover.next('lease')).toEqual({ type: 'lease', viewerId: null, ttlMs: 0 });
+    expect(await rover.next('lease')).toEqual({ type: 'lease', viewerId: null, ttlMs: 0, ended: 'left' });
     expect(await b.viewer.next('lease')).toMatchObject({ holder: 'none' });
   });
 
@@ -121,7 +121,7 @@ describe('control lease', () => {
     expect(await runInDurableObject(room(roverId), (instance) => instance.expireLease(Date.now()))).toBe(false);
     // Past its time.
     expect(await runInDurableObject(room(roverId), (instance) => instance.expireLease(Date.now() + CONTROL_LEASE_TTL_MS + 10))).toBe(true);
-    expect(await rover.next('lease')).toEqual({ type: 'lease', viewerId: null, ttlMs: 0 });
+    expect(await rover.next('lease')).toEqual({ type: 'lease', viewerId: null, ttlMs: 0, ended: 'lapsed' });
     expect(await a.viewer.next('lease')).toMatchObject({ holder: 'none' });
     expect(await b.viewer.next('lease')).toMatchObject({ holder: 'none' });
 
