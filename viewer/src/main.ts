@@ -1,169 +1,267 @@
-/** Hosted viewer page glue: binds RoverViewerClient to the DOM of rover.html. */
-import { isValidRoverId } from '../../protocol/index.js';
-import { RoverViewerClient, type ViewerState } from './client.js';
-import { LatencyMeter } from './latency.js';
+/**
+ * Hosted viewer page glue (rover.html): a grid of every camera of the rover, or one camera large (the single
+ * view), with the connection state and any problem in words over the video, a stats overlay and keyboard
+ * shortcuts. One RoverViewerClient per camera (camera-feed.ts); only the cameras on screen are watched.
+ */
+import { DEFAULT_CAMERA_ID, isValidRoverId, type CameraInfo, type RoverStatus } from '../../protocol/index.js';
+import { CameraPool, type CameraFeed } from './camera-feed.js';
+import { element, isTypingTarget } from './dom.js';
+import { CameraGrid } from './grid-view.js';
 import { rememberedToken, rememberLink } from './links.js';
+import { describeCondition, presenceUnknown, STATE_LABELS, type FeedCondition, type Situation } from './messages.js';
+import { readRoute, routeUrl, type ViewMode } from './route.js';
+import { SingleView, StageMessage } from './single-view.js';
+import { missingBrowserFeatures, unsupportedBrowserMessage } from './support.js';
 
-const STATE_LABELS: Record<ViewerState, string> = {
-  offline: 'Rover offline',
-  waiting: 'Rover online',
-  connecting: 'Connecting…',
-  live: 'Live',
-  failed: 'Failed',
-};
-
-function element<T extends HTMLElement>(id: string): T {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`viewer page is missing #${id}`);
-  return found as T;
-}
+const STATS_PREFERENCE_KEY = 'rover-live:stats-overlay';
 
 const roverId = decodeURIComponent(location.pathname.split('/')[2] ?? '');
-const params = new URLSearchParams(location.search);
-const video = element<HTMLVideoElement>('video');
-const stateBadge = element<HTMLElement>('state');
-const stateDetail = element<HTMLElement>('state-detail');
-const connectButton = element<HTMLButtonElement>('connect');
-const statsLine = element<HTMLElement>('stats');
-const pathBadge = element<HTMLElement>('path');
-const latencyBadge = element<HTMLElement>('latency');
-const cameraPicker = element<HTMLSelectElement>('camera');
 element<HTMLElement>('rover-name').textContent = roverId;
 document.title = `${roverId} · Rover Live`;
 
+const missingFeatures = missingBrowserFeatures();
 if (!isValidRoverId(roverId)) {
-  stateBadge.dataset['state'] = 'failed';
-  stateBadge.textContent = STATE_LABELS.failed;
-  stateDetail.textContent = 'This address does not name a valid rover.';
-  connectButton.disabled = true;
+  showPageFailure('Failed', { tone: 'error', title: 'Not a rover address', body: 'This address does not name a valid rover.' });
+} else if (missingFeatures.length > 0) {
+  showPageFailure('Unsupported browser', { tone: 'error', ...unsupportedBrowserMessage(missingFeatures) });
 } else {
-  const client = new RoverViewerClient({
-    server: location.origin,
-    roverId,
-    cameraId: params.get('camera') ?? undefined,
-    relayOnly: params.get('relay') === '1',
-    accessToken: takeAccessToken(roverId),
-  });
-  // Test and embedding hook: lets automation read the client's state and peer connection.
-  (window as unknown as { roverViewer: RoverViewerClient }).roverViewer = client;
-  // Glass-to-glass latency, read from frames when the camera stamps them (the rover's `meter` source).
-  const latency = new LatencyMeter(video, client.clock);
-  (window as unknown as { roverLatency: LatencyMeter }).roverLatency = latency;
+  startViewer(roverId);
+}
 
-  let watching = false;
-  const render = (): void => {
-    stateBadge.dataset['state'] = client.state;
-    stateBadge.textContent = STATE_LABELS[client.state];
-    stateDetail.textContent = client.stateDetail;
-    connectButton.textContent = watching ? 'Disconnect' : 'Connect';
-  };
+/** Nothing can be watched on this page: say why where the video would be, and leave the controls inert. */
+function showPageFailure(badgeText: string, situation: Situation): void {
+  const badge = element<HTMLElement>('state');
+  badge.dataset['state'] = 'failed';
+  badge.textContent = badgeText;
+  const detail = element<HTMLElement>('state-detail');
+  detail.textContent = situation.body;
+  detail.hidden = true; // the message over the video says it
+  new StageMessage().show(situation);
+  for (const id of ['connect', 'snapshot', 'fullscreen', 'stats-toggle']) element<HTMLButtonElement>(id).disabled = true;
+  document.querySelector<HTMLElement>('.shortcuts')?.setAttribute('hidden', ''); // no keys to offer
+  document.body.dataset['view'] = 'single';
+}
 
-  client.on('state', render);
-  client.on('stream', ({ stream }) => {
-    video.srcObject = stream;
-    void video.play().catch(() => {
-      // Autoplay needs a muted element; ours is muted, so this only happens in odd embeddings.
-    });
-  });
-  client.on('stats', (s) => {
-    const rtt = s.rttMs === null ? '' : ` · RTT ${Math.round(s.rttMs)} ms`;
-    statsLine.textContent = `${s.width}×${s.height} · ${s.fps.toFixed(0)} fps · ${s.bitrateKbps} kbit/s${rtt} · ${s.packetsLost} lost`;
-    renderPath();
-    renderLatency();
-  });
-  const renderLatency = (): void => {
-    const timecoded = client.state === 'live' && client.camera?.timecode === true;
-    if (timecoded) latency.start();
-    else latency.stop();
-    const recent = timecoded ? latency.summary(2_000) : null;
-    latencyBadge.hidden = recent === null;
-    latencyBadge.textContent = recent === null ? '' : `Glass-to-glass ${Math.round(recent.p50)} ms`;
-    latencyBadge.title = recent === null ? '' : `last 2 s: median ${recent.p50.toFixed(0)} ms, p95 ${recent.p95.toFixed(0)} ms, worst ${recent.max.toFixed(0)} ms (${recent.samples} frames)`;
-  };
-  client.on('state', renderLatency);
+function startViewer(roverId: string): void {
+  const route = readRoute(location.search);
+  const badge = element<HTMLElement>('state');
+  const connectButton = element<HTMLButtonElement>('connect');
+  const gridButton = element<HTMLButtonElement>('grid-button');
+  const statsToggle = element<HTMLButtonElement>('stats-toggle');
+  const snapshotButton = element<HTMLButtonElement>('snapshot');
+  const singleSection = element<HTMLElement>('single-view');
+  const gridSection = element<HTMLElement>('grid-view');
+  const gridEmpty = element<HTMLElement>('grid-empty');
 
-  // The rover's cameras, to switch between (one call per camera: switching does not disturb other viewers).
-  client.on('rover', ({ rover }) => {
-    const signature = JSON.stringify(rover.cameras.map((camera) => [camera.id, camera.label, camera.width, camera.height]));
-    if (cameraPicker.dataset['cameras'] !== signature) {
-      cameraPicker.dataset['cameras'] = signature;
-      cameraPicker.replaceChildren(
-        ...rover.cameras.map((camera) => {
-          const option = document.createElement('option');
-          option.value = camera.id;
-          option.textContent = `${camera.label} (${camera.width}×${camera.height})`;
-          return option;
-        }),
-      );
+  /** Whether this page asked for video (Connect, or ?autoconnect=1). */
+  let watching = route.autoconnect;
+  let view: ViewMode = route.view ?? 'single';
+  /** The rover's cameras as last announced (kept while it is offline, so the grid keeps its tiles). */
+  let cameras: CameraInfo[] = [];
+  /** The camera of the single view: the one asked for, else "main" until the rover lists its cameras. */
+  let singleCamera = route.camera ?? DEFAULT_CAMERA_ID;
+  /** Whether singleCamera is known to be right: asked for in the address, or chosen from the rover's list. */
+  let cameraSettled = route.camera !== null;
+  let showStats = readStatsPreference();
+
+  const pool = new CameraPool(
+    { server: location.origin, roverId, relayOnly: route.relayOnly, accessToken: takeAccessToken(roverId) },
+    () => render(),
+    (rover) => onRover(rover),
+  );
+  const single = new SingleView(roverId, (cameraId) => pickCamera(cameraId));
+  const grid = new CameraGrid(element<HTMLElement>('grid'), (cameraId) => openSingle(cameraId));
+  // The first client: it learns the rover's cameras, and asks for video at once when the camera is known.
+  single.attach(pool.feed(singleCamera, watching && cameraSettled));
+
+  function onRover(rover: RoverStatus): void {
+    const signature = JSON.stringify(rover.cameras);
+    if (rover.cameras.length > 0 && signature !== JSON.stringify(cameras)) {
+      cameras = rover.cameras;
+      if (!cameraSettled) {
+        const chosen = cameras.some((camera) => camera.id === DEFAULT_CAMERA_ID) ? DEFAULT_CAMERA_ID : cameras[0]!.id;
+        single.attach(pool.retarget(singleCamera, chosen));
+        singleCamera = chosen;
+        cameraSettled = true;
+        // Single view is the default for one camera; several are shown side by side unless asked otherwise.
+        if (route.view === null) view = cameras.length > 1 ? 'grid' : 'single';
+      }
+      single.setCameras(cameras);
+      grid.setCameras(cameras);
+      pool.prune(cameras, singleCamera);
     }
-    cameraPicker.value = client.cameraId;
-    cameraPicker.hidden = rover.cameras.length < 2;
-  });
-  cameraPicker.addEventListener('change', () => {
-    client.switchCamera(cameraPicker.value);
-    const url = new URL(location.href);
-    url.searchParams.set('camera', cameraPicker.value);
-    history.replaceState(null, '', url.pathname + url.search);
-    latency.reset();
-    render();
-  });
-  const renderPath = (): void => {
-    const path = client.state === 'live' ? client.path : null;
-    pathBadge.hidden = path === null;
-    pathBadge.dataset['path'] = path?.kind ?? '';
-    pathBadge.textContent = path === null ? '' : path.kind === 'relayed' ? `Relayed via TURN (${path.protocol})` : 'Direct';
-    pathBadge.title = path === null ? '' : `ICE pair: ${path.local} → ${path.remote}`;
-  };
-  client.on('state', renderPath);
+    // Deferred: a client already watching asks for video itself right after this event; watching from
+    // inside the event would ask twice.
+    queueMicrotask(apply);
+  }
 
-  // Snapshot: the current frame at its full resolution, as a PNG download.
-  element<HTMLButtonElement>('snapshot').addEventListener('click', () => {
-    if (video.videoWidth === 0) return;
-    const canvas = document.createElement('canvas');
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    canvas.getContext('2d')?.drawImage(video, 0, 0);
-    canvas.toBlob((blob) => {
-      if (!blob) return;
-      const link = document.createElement('a');
-      link.href = URL.createObjectURL(blob);
-      link.download = `${roverId}-${client.cameraId}-${new Date().toISOString().replace(/[:.]/g, '-')}.png`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
-    }, 'image/png');
-  });
-  // Fullscreen: the video stage (button, or the "f" key when not typing in a field).
-  const stage = video.parentElement ?? video;
-  const toggleFullscreen = (): void => {
-    if (document.fullscreenElement) void document.exitFullscreen();
-    else void stage.requestFullscreen?.().catch(() => undefined);
-  };
-  element<HTMLButtonElement>('fullscreen').addEventListener('click', toggleFullscreen);
-  addEventListener('keydown', (event) => {
-    if (event.key === 'f' && !(event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement)) toggleFullscreen();
+  /** Make the feeds (which cameras are watched) and the visible view agree with the page's state. */
+  function apply(): void {
+    const gridCameras = view === 'grid' ? cameras.map((camera) => camera.id) : [];
+    const watched = new Set<string>();
+    if (watching && cameraSettled) {
+      if (view === 'single') watched.add(singleCamera);
+      else for (const id of gridCameras) watched.add(id);
+    }
+    pool.sync(gridCameras, watched);
+    single.attach(pool.feed(singleCamera));
+    document.body.dataset['view'] = view;
+    singleSection.hidden = view !== 'single';
+    gridSection.hidden = view !== 'grid';
+    render();
+  }
+
+  function render(): void {
+    const singleFeed = pool.feed(singleCamera);
+    single.render({ watching, showStats });
+    for (const id of grid.cameraIds()) grid.render(id, pool.existing(id), { watching, showStats });
+    const gridSituation = describeCondition(conditionOf(singleFeed));
+    gridEmpty.hidden = view !== 'grid' || cameras.length > 0;
+    gridEmpty.textContent = gridSituation ? `${gridSituation.title}. ${gridSituation.body}` : 'Waiting for the rover to list its cameras…';
+    const gridFeeds = cameras.flatMap((camera) => pool.existing(camera.id) ?? []);
+    renderBadge(view === 'grid' && gridFeeds.length > 0 ? gridFeeds : [singleFeed]);
+    connectButton.textContent = watching ? 'Disconnect' : 'Connect';
+    snapshotButton.disabled = singleFeed.client.state !== 'live';
+    gridButton.hidden = view === 'grid' || !gridAvailable();
+    document.body.dataset['grid'] = String(gridAvailable()); // shows the grid's keys in the hint line
+    statsToggle.setAttribute('aria-pressed', String(showStats));
+  }
+
+  function conditionOf(feed: CameraFeed): FeedCondition {
+    return { state: feed.client.state, detail: feed.client.stateDetail, watching };
+  }
+
+  /** The header badge: the single view's state, or in the grid how many cameras play. */
+  function renderBadge(feeds: CameraFeed[]): void {
+    const first = feeds[0]!;
+    const live = feeds.filter((feed) => feed.client.state === 'live').length;
+    if (feeds.length > 1 && live > 0) {
+      badge.dataset['state'] = 'live';
+      badge.textContent = live === feeds.length ? `Live · ${live} cameras` : `Live · ${live} of ${feeds.length} cameras`;
+      return;
+    }
+    const unknown = presenceUnknown(conditionOf(first));
+    badge.dataset['state'] = unknown ? 'connecting' : first.client.state;
+    badge.textContent = unknown ? STATE_LABELS.connecting : STATE_LABELS[first.client.state];
+  }
+
+  function gridAvailable(): boolean {
+    return cameras.length > 1 || route.view === 'grid';
+  }
+
+  function openSingle(cameraId: string): void {
+    view = 'single';
+    singleCamera = cameraId;
+    cameraSettled = true;
+    history.pushState(null, '', routeUrl(location.href, 'single', cameraId));
+    apply();
+    // The tile that had focus is gone from view: keep keyboard users next to the way back.
+    if (!gridButton.hidden) gridButton.focus();
+  }
+
+  function openGrid(): void {
+    if (!gridAvailable()) return;
+    const from = singleCamera;
+    view = 'grid';
+    history.pushState(null, '', routeUrl(location.href, 'grid', null));
+    apply();
+    grid.focus(from);
+  }
+
+  function pickCamera(cameraId: string): void {
+    singleCamera = cameraId;
+    cameraSettled = true;
+    history.replaceState(null, '', routeUrl(location.href, 'single', cameraId));
+    apply();
+  }
+
+  // Back and forward move between the views the person opened.
+  addEventListener('popstate', () => {
+    const next = readRoute(location.search);
+    if (next.camera !== null) {
+      singleCamera = next.camera;
+      cameraSettled = true;
+    }
+    view = next.view ?? (next.camera !== null || cameras.length < 2 ? 'single' : 'grid');
+    apply();
   });
 
   connectButton.addEventListener('click', () => {
     watching = !watching;
-    if (watching) client.connect();
-    else {
-      client.disconnect();
-      video.srcObject = null;
-      statsLine.textContent = '';
-      renderPath();
-      renderLatency();
-    }
+    apply();
+  });
+  gridButton.addEventListener('click', openGrid);
+  snapshotButton.addEventListener('click', () => single.snapshot());
+
+  const toggleStats = (): void => {
+    showStats = !showStats;
+    saveStatsPreference(showStats);
     render();
+  };
+  statsToggle.addEventListener('click', toggleStats);
+
+  // Fullscreen: the video stage in the single view (its overlays come along), the whole grid otherwise.
+  const toggleFullscreen = (): void => {
+    if (document.fullscreenElement) {
+      void document.exitFullscreen();
+      return;
+    }
+    const target = view === 'single' ? single.stage : gridSection;
+    if (typeof target.requestFullscreen === 'function') {
+      void target.requestFullscreen().catch(() => undefined);
+      return;
+    }
+    // iPhone Safari: only a <video> itself can go fullscreen (without our overlays).
+    const video = single.video as HTMLVideoElement & { webkitEnterFullscreen?: () => void };
+    if (view === 'single') video.webkitEnterFullscreen?.();
+  };
+  element<HTMLButtonElement>('fullscreen').addEventListener('click', toggleFullscreen);
+
+  addEventListener('keydown', (event) => {
+    // Leave the browser's own shortcuts (Ctrl+F …) and anything typed into a field alone.
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || isTypingTarget(event.target)) return;
+    switch (event.key) {
+      case 'f':
+      case 'F':
+        toggleFullscreen();
+        break;
+      case 'i':
+      case 'I':
+        toggleStats();
+        break;
+      case 'g':
+      case 'G':
+        if (view === 'grid') openSingle(grid.focusedCamera() ?? singleCamera);
+        else openGrid();
+        break;
+      case 'Escape':
+        // In fullscreen, Escape belongs to the browser (it leaves fullscreen).
+        if (view === 'single' && !document.fullscreenElement) openGrid();
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
   });
 
-  if (params.get('autoconnect') === '1') {
-    watching = true;
-    client.connect();
-  } else {
-    client.observe();
+  addEventListener('pagehide', () => pool.closeAll());
+  apply();
+}
+
+function readStatsPreference(): boolean {
+  try {
+    return localStorage.getItem(STATS_PREFERENCE_KEY) !== 'off';
+  } catch {
+    return true;
   }
-  render();
-  addEventListener('pagehide', () => client.close());
+}
+
+function saveStatsPreference(show: boolean): void {
+  try {
+    localStorage.setItem(STATS_PREFERENCE_KEY, show ? 'on' : 'off');
+  } catch {
+    // Storage disabled: the choice lasts for this page view.
+  }
 }
 
 /**
