@@ -6,12 +6,12 @@
  *  - a viewer whose link does not allow control is refused the lease;
  *  - a lease that is not renewed lapses and the program is told to stop.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SenderHandle, WorkerHandle } from '../../scripts/local-stack.mjs';
+import { repoRoot, type SenderHandle, type WorkerHandle } from '../../scripts/local-stack.mjs';
 import { launchBrowser, openViewer, waitForFrames, type Browser } from './browser.js';
 import { connectRoverProgram, type RoverProgram } from './rover-program.js';
 import { startLocalWorker, startRover, uniqueRoverId } from './stack.js';
@@ -206,5 +206,74 @@ describe('telemetry and control over data channels', () => {
     await driver.close();
     expect(await program.waitFor((line) => line['type'] === 'stop', 5_000)).toEqual({ type: 'stop', reason: 'controller-left' });
     expect(Date.now() - closedAt).toBeLessThan(2_500);
+  });
+
+  it('the operator page draws detections in step with the video, shows rover status, and drives with the keyboard', async () => {
+    const roverId = uniqueRoverId('operator');
+    const { program } = await roverWithProgram(roverId);
+    const page = await openViewer(browser, await worker.viewerLink(roverId, 3600, { control: true }), '?autoconnect=1');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await waitForFrames(page, 30, 15_000);
+    type Draw = { seq: number; frameCaptureTs: number | null; sampleTs: number; boxes: number } | null;
+    const lastDraw = (): Promise<Draw> => page.evaluate(() => (window as unknown as { roverOverlay: { lastDraw: Draw } }).roverOverlay.lastDraw);
+
+    // A detection stamped 1.5 s in the future (on the rover's clock, as a slow camera pipeline would) must
+    // wait for its frame: the overlay maps the frame on screen to its capture time and holds the box back.
+    const publishedAt = Date.now();
+    program.publish({ type: 'telemetry', ts: publishedAt + 1_500, camera: 'main', detections: [{ label: 'person', score: 0.92, box: [0.25, 0.25, 0.5, 0.5] }], status: { battery: 0.8, speed: 0 } });
+    await page.waitForFunction(() => document.querySelector('#rover-status [data-key="battery"]')?.textContent === 'battery 80%', null, { timeout: 5_000 });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(await lastDraw()).toBeNull();
+    await page.waitForFunction(() => (window as unknown as { roverOverlay: { lastDraw: Draw } }).roverOverlay.lastDraw !== null, null, { timeout: 5_000, polling: 20 });
+    const drawn = (await lastDraw())!;
+    const drawnAfter = Date.now() - publishedAt;
+    expect(drawn.boxes).toBe(1);
+    expect(drawn.frameCaptureTs).not.toBeNull(); // synced by the frame clock, not "newest wins"
+    expect(drawn.frameCaptureTs!).toBeGreaterThanOrEqual(drawn.sampleTs - 25);
+    expect(drawnAfter).toBeGreaterThan(1_200);
+    console.log(`detection stamped +1500 ms drawn after ${drawnAfter} ms, on the frame captured at +${drawn.frameCaptureTs! - publishedAt} ms`);
+    // The box is really on the canvas: its left edge, halfway down, is painted.
+    const painted = await page.evaluate(() => {
+      const canvas = document.getElementById('detections') as HTMLCanvasElement;
+      const video = document.getElementById('video') as HTMLVideoElement;
+      const scale = Math.min(canvas.clientWidth / video.videoWidth, canvas.clientHeight / video.videoHeight);
+      const left = (canvas.clientWidth - video.videoWidth * scale) / 2 + 0.25 * video.videoWidth * scale;
+      const middle = (canvas.clientHeight - video.videoHeight * scale) / 2 + 0.5 * video.videoHeight * scale;
+      const ratio = canvas.width / canvas.clientWidth;
+      const pixel = canvas.getContext('2d')!.getImageData(Math.round(left * ratio), Math.round(middle * ratio), 1, 1).data;
+      const away = canvas.getContext('2d')!.getImageData(Math.round((left - 20) * ratio), Math.round(middle * ratio), 1, 1).data;
+      return { edge: pixel[3], away: away[3] };
+    });
+    expect(painted.edge).toBeGreaterThan(0);
+    expect(painted.away).toBe(0);
+
+    // Take control with the button, drive with the arrow key, let go: the program sees forward, then zero.
+    await page.click('#take-control');
+    await page.waitForFunction(() => document.querySelector('.control-panel')?.getAttribute('data-holder') === 'you', null, { timeout: 5_000 });
+    expect(await page.textContent('#control-status')).toMatch(/You are driving/);
+    await page.focus('body');
+    await page.keyboard.down('ArrowUp');
+    await program.waitFor((line) => line['type'] === 'control' && (line['command'] as { drive?: { linear?: number } }).drive?.linear === 1);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    await page.keyboard.up('ArrowUp');
+    await program.waitFor((line) => {
+      const index = program.lines.indexOf(line);
+      return index > 0 && line['type'] === 'control' && (line['command'] as { drive?: { linear?: number } }).drive?.linear === 0;
+    });
+    const forward = program.lines.filter((line) => line['type'] === 'control' && (line['command'] as { drive: { linear: number } }).drive.linear === 1);
+    expect(forward.length).toBeGreaterThanOrEqual(3); // repeated while held (10 Hz), so a lost one is replaced
+
+    // Keep a box on screen for the picture.
+    program.publish({ type: 'telemetry', camera: 'main', detections: [{ label: 'person', score: 0.92, box: [0.25, 0.25, 0.5, 0.5] }, { label: 'rock', score: 0.71, box: [0.05, 0.6, 0.15, 0.2] }], status: { battery: 0.8, speed: 0.5, mode: 'driving' } });
+    await page.waitForFunction(() => (window as unknown as { roverOverlay: { lastDraw: Draw } }).roverOverlay.lastDraw?.boxes === 2, null, { timeout: 5_000 });
+    const png = await page.screenshot({ type: 'png' });
+    expect(png.length).toBeGreaterThan(20_000);
+    if (process.env['UPDATE_SCREENSHOTS'] === '1') {
+      mkdirSync(join(repoRoot, 'docs', 'screenshots'), { recursive: true });
+      writeFileSync(join(repoRoot, 'docs', 'screenshots', 'operator-control.png'), png);
+    }
+    await page.click('#take-control'); // release
+    expect(await program.waitFor((line) => line['type'] === 'stop')).toEqual({ type: 'stop', reason: 'released' });
+    await page.close();
   });
 });

@@ -3,6 +3,10 @@
  * hold-to-drive pad on a touch screen. Commands are `{"drive": {"linear": -1..1, "angular": -1..1}}`
  * sent at DRIVE_HZ while a direction is held, and one zero command when it is let go (the rover's program
  * decides what they mean). Only shown when this viewer's link allows control.
+ *
+ * The lease belongs to one signaling connection, and commands travel on that connection's call: the panel
+ * follows the client of the camera on screen, and carries control over (release, then request) when the
+ * operator switches camera.
  */
 import type { ControlStatus, RoverViewerClient } from './client.js';
 
@@ -32,8 +36,11 @@ export class ControlPanel {
   private readonly pad: HTMLElement;
   private readonly held = new Map<string, [number, number]>();
   private driveTimer: ReturnType<typeof setInterval> | undefined;
+  private client: RoverViewerClient;
+  private unsubscribe: () => void;
 
-  constructor(private readonly client: RoverViewerClient) {
+  constructor(client: RoverViewerClient) {
+    this.client = client;
     this.element = document.createElement('section');
     this.element.className = 'control-panel';
     this.element.setAttribute('aria-label', 'Rover control');
@@ -73,10 +80,23 @@ export class ControlPanel {
       this.pad.append(button);
     }
     this.element.append(this.toggle, this.status, this.pad);
-    client.on('control', (status) => this.render(status));
+    this.unsubscribe = client.on('control', (status) => this.render(status));
     addEventListener('keydown', (event) => this.onKey(event, true));
     addEventListener('keyup', (event) => this.onKey(event, false));
     addEventListener('blur', () => this.releaseAll());
+    this.render(client.control);
+  }
+
+  /** Follow another client (the camera on screen changed). */
+  bind(client: RoverViewerClient): void {
+    if (client === this.client) return;
+    const wasDriving = this.client.control.holder === 'you';
+    this.releaseAll();
+    if (wasDriving) this.client.releaseControl();
+    this.unsubscribe();
+    this.client = client;
+    this.unsubscribe = client.on('control', (status) => this.render(status));
+    if (wasDriving) client.requestControl();
     this.render(client.control);
   }
 

@@ -5,6 +5,7 @@
  */
 import { DEFAULT_CAMERA_ID, isValidRoverId, type CameraInfo, type RoverStatus } from '../../protocol/index.js';
 import { CameraPool, type CameraFeed } from './camera-feed.js';
+import { ControlPanel } from './control-panel.js';
 import { element, isTypingTarget } from './dom.js';
 import { CameraGrid } from './grid-view.js';
 import { rememberedToken, rememberLink } from './links.js';
@@ -73,6 +74,9 @@ function startViewer(roverId: string): void {
   const grid = new CameraGrid(element<HTMLElement>('grid'), (cameraId) => openSingle(cameraId));
   // The first client: it learns the rover's cameras, and asks for video at once when the camera is known.
   single.attach(pool.feed(singleCamera, watching && cameraSettled));
+  // Take control and drive (links with the control permission): follows the camera on screen.
+  const controlPanel = new ControlPanel(pool.feed(singleCamera).client);
+  element<HTMLElement>('control-slot').replaceWith(controlPanel.element);
 
   function onRover(rover: RoverStatus): void {
     const signature = JSON.stringify(rover.cameras);
@@ -113,6 +117,7 @@ function startViewer(roverId: string): void {
 
   function render(): void {
     const singleFeed = pool.feed(singleCamera);
+    controlPanel.bind(singleFeed.client);
     single.render({ watching, showStats });
     for (const id of grid.cameraIds()) grid.render(id, pool.existing(id), { watching, showStats });
     const gridSituation = describeCondition(conditionOf(singleFeed));

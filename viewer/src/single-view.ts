@@ -9,6 +9,7 @@ import { element } from './dom.js';
 import { LatencyMeter } from './latency.js';
 import { describeCondition, type Situation } from './messages.js';
 import { formatPath, formatStatsLine } from './stats-format.js';
+import { DetectionOverlay } from './overlay.js';
 import { showStream } from './video.js';
 
 export interface SingleViewContext {
@@ -20,6 +21,7 @@ export interface SingleViewContext {
 interface ViewerHooks {
   roverViewer?: RoverViewerClient;
   roverLatency?: LatencyMeter;
+  roverOverlay?: DetectionOverlay;
 }
 
 /** The message over a video area (single view stage): title and a sentence or two, coloured by tone. */
@@ -46,8 +48,12 @@ export class SingleView {
   private readonly pathBadge = element<HTMLElement>('path');
   private readonly latencyBadge = element<HTMLElement>('latency');
   private readonly picker = element<HTMLSelectElement>('camera');
+  private readonly detections = element<HTMLCanvasElement>('detections');
+  private readonly roverStatus = element<HTMLElement>('rover-status');
   private feed: CameraFeed | null = null;
   private latency: LatencyMeter | null = null;
+  private detectionOverlay: DetectionOverlay | null = null;
+  private unsubscribeStatus: (() => void) | null = null;
   private cameras: readonly CameraInfo[] = [];
 
   constructor(
@@ -66,10 +72,32 @@ export class SingleView {
     this.latency?.stop();
     this.feed = feed;
     this.latency = new LatencyMeter(this.video, feed.client.clock);
+    this.detectionOverlay?.close();
+    this.detectionOverlay = new DetectionOverlay(this.video, this.detections, feed.client);
+    this.unsubscribeStatus?.();
+    this.roverStatus.hidden = true;
+    this.unsubscribeStatus = feed.client.on('telemetry', (message) => {
+      if (message.status) this.showRoverStatus(message.status);
+    });
     const hooks = window as unknown as ViewerHooks;
     hooks.roverViewer = feed.client;
     hooks.roverLatency = this.latency;
+    hooks.roverOverlay = this.detectionOverlay;
     this.updatePicker();
+  }
+
+  /** The rover's own status values (battery, speed…), as the latest telemetry says. */
+  private showRoverStatus(status: Record<string, string | number | boolean | null>): void {
+    const entries = Object.entries(status).slice(0, 8);
+    this.roverStatus.replaceChildren(
+      ...entries.map(([key, value]) => {
+        const chip = document.createElement('span');
+        chip.dataset['key'] = key;
+        chip.textContent = `${key} ${formatStatusValue(key, value)}`;
+        return chip;
+      }),
+    );
+    this.roverStatus.hidden = entries.length === 0;
   }
 
   get cameraId(): string | null {
@@ -151,4 +179,14 @@ export class SingleView {
       setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
     }, 'image/png');
   }
+}
+
+/** Status values as a person reads them: a battery fraction as a percentage, numbers briefly. */
+function formatStatusValue(key: string, value: string | number | boolean | null): string {
+  if (typeof value === 'number') {
+    if (/battery|charge/i.test(key) && value >= 0 && value <= 1) return `${Math.round(value * 100)}%`;
+    return Number.isInteger(value) ? String(value) : value.toFixed(2);
+  }
+  if (value === null) return '–';
+  return String(value);
 }
