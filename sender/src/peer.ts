@@ -28,6 +28,12 @@ export type CallState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'f
 
 /** Why a call ended when the network ended it (not the rover or the viewer). */
 export const CALL_FAILED_REASON = 'connection lost (ICE/DTLS failed)';
+/**
+ * The peer connection closed without the rover closing it: the browser closed it (its ICE gave up first, or
+ * the page went away), or the data channels' SCTP association was lost with the link, which makes
+ * libdatachannel close the whole connection.
+ */
+export const PEER_CLOSED_REASON = 'peer connection closed';
 
 export interface CallOptions {
   viewerId: string;
@@ -268,7 +274,7 @@ export class ViewerCall {
       this.options.onConnected?.(this);
     }
     if (state === 'failed') this.close(CALL_FAILED_REASON);
-    else if (state === 'closed') this.close('peer connection closed');
+    else if (state === 'closed') this.close(PEER_CLOSED_REASON);
   }
 
   /** RTCP from the viewer (network input), called from a native callback: nothing may escape it. */

@@ -23,7 +23,7 @@ import { EncoderError, H264Encoder } from './encoder.js';
 import type { EncoderProfile } from './encoders.js';
 import { canRelay, toDataChannelIce, type DataChannelIce } from './ice.js';
 import { errorSummary, type Logger } from './log.js';
-import { CALL_FAILED_REASON, H264_PAYLOAD_TYPE, ViewerCall } from './peer.js';
+import { CALL_FAILED_REASON, H264_PAYLOAD_TYPE, PEER_CLOSED_REASON, ViewerCall } from './peer.js';
 import type { SourcePreset, VideoSettings } from './pipeline.js';
 import { NetworkWatcher } from './network.js';
 import { SignalingClient } from './signaling.js';
@@ -463,7 +463,10 @@ export class RoverSender {
           camera.congestion?.removeViewer(viewerId);
         }
         log.info('call ended', { reason, packetsSent: closed.packetsSent});
-        if (reason === CALL_FAILED_REASON && !this.stopping) this.restartBrokenCall(viewerId, callId, log);
+        // A viewer that still wants video gets a fresh call at once. One that left is forgotten by its
+        // viewer-leave, which cancels the restart before it fires (restartBrokenCall waits ≥ 100 ms).
+        if ((reason === CALL_FAILED_REASON || reason === PEER_CLOSED_REASON) && !this.stopping) this.restartBrokenCall(viewerId, callId, log);
+        this.lastRefusalAt.delete(viewerId);
       },
     });
   }

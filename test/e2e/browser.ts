@@ -96,6 +96,29 @@ export async function waitForFrames(page: Page, count: number, timeoutMs: number
   return Date.now() - start;
 }
 
+/**
+ * Wait until the page's call has decoded `count` more frames (WebRTC stats). For a page that is not in
+ * front: headless Chromium presents a background tab's frames only a few times a second, so presented
+ * frames say nothing there, while decoding shows the video still flows to it.
+ */
+export async function waitForDecodedFrames(page: Page, count: number, timeoutMs: number): Promise<void> {
+  const decoded = (): Promise<number> =>
+    page.evaluate(async () => {
+      const pc = (window as unknown as { roverViewer: { peerConnection: RTCPeerConnection | null } }).roverViewer.peerConnection;
+      let frames = 0;
+      (await pc?.getStats())?.forEach((entry: { type: string; kind?: string; framesDecoded?: number }) => {
+        if (entry.type === 'inbound-rtp' && entry.kind === 'video') frames = entry.framesDecoded ?? 0;
+      });
+      return frames;
+    });
+  const target = (await decoded()) + count;
+  const deadline = Date.now() + timeoutMs;
+  while ((await decoded()) < target) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} frames decoded within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 export async function viewerState(page: Page): Promise<string> {
   return (await probe(page)).state;
 }

@@ -15,6 +15,19 @@ afterEach(closeAllPeers);
 const room = (roverId: string): DurableObjectStub<RoverRoom> => env.ROVER_ROOMS.get(env.ROVER_ROOMS.idFromName(roverId));
 const controller = (roverId: string, name: string) => joinedViewer(roverId, name, { control: true });
 
+/** A rover online, operators A and B (both may control), A granted the lease and everyone told. */
+async function aHoldsTheLease(label: string) {
+  const roverId = uniqueRoverId(label);
+  const { rover } = await onlineRover(roverId, [camera('main')]);
+  const a = await controller(roverId, 'A');
+  const b = await controller(roverId, 'B');
+  a.viewer.send({ type: 'lease', action: 'request' });
+  expect(await a.viewer.next('lease')).toMatchObject({ holder: 'you' });
+  expect(await b.viewer.next('lease')).toMatchObject({ holder: 'other' });
+  expect(await rover.next('lease')).toMatchObject({ viewerId: a.viewerId });
+  return { roverId, rover, a, b };
+}
+
 describe('control lease', () => {
   it('a watch-only viewer is told it cannot control, and its request is refused without reaching the rover', async () => {
     const roverId = uniqueRoverId('lease-forbidden');
@@ -69,14 +82,7 @@ describe('control lease', () => {
   });
 
   it('release frees control: the rover hears "nobody", and the next operator can take it', async () => {
-    const roverId = uniqueRoverId('lease-release');
-    const { rover } = await onlineRover(roverId, [camera('main')]);
-    const a = await controller(roverId, 'A');
-    const b = await controller(roverId, 'B');
-    a.viewer.send({ type: 'lease', action: 'request' });
-    await a.viewer.next('lease');
-    await b.viewer.next('lease');
-    await rover.next('lease');
+    const { roverId, rover, a, b } = await aHoldsTheLease('lease-release');
 
     a.viewer.send({ type: 'lease', action: 'release' });
     expect(await rover.next('lease')).toEqual({ type: 'lease', viewerId: null, ttlMs: 0, ended: 'released' });
@@ -105,14 +111,7 @@ describe('control lease', () => {
   });
 
   it('a lease without renewals lapses: the alarm is due by then, everyone hears it, and a late renewal is refused', async () => {
-    const roverId = uniqueRoverId('lease-lapse');
-    const { rover } = await onlineRover(roverId, [camera('main')]);
-    const a = await controller(roverId, 'A');
-    const b = await controller(roverId, 'B');
-    a.viewer.send({ type: 'lease', action: 'request' });
-    await a.viewer.next('lease');
-    await b.viewer.next('lease');
-    await rover.next('lease');
+    const { roverId, rover, a, b } = await aHoldsTheLease('lease-lapse');
 
     const alarm = await runInDurableObject(room(roverId), (_instance, state) => state.storage.getAlarm());
     expect(alarm).not.toBeNull();

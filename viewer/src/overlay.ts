@@ -39,6 +39,8 @@ export class DetectionOverlay {
   private pending: TelemetryMessage[] = [];
   private shown: TelemetryMessage | null = null;
   private frameHandle: number | undefined;
+  /** What the canvas shows now (sample and size), so an unchanged picture costs nothing per frame. */
+  private painted: { sample: TelemetryMessage | null; width: number; height: number; videoWidth: number } | null = null;
   private readonly unsubscribe: () => void;
   private readonly context: CanvasRenderingContext2D | null;
 
@@ -103,6 +105,9 @@ export class DetectionOverlay {
     const context = this.context;
     if (!context) return;
     const { clientWidth, clientHeight } = this.canvas;
+    const painted = this.painted;
+    if (painted && painted.sample === sample && painted.width === clientWidth && painted.height === clientHeight && painted.videoWidth === this.video.videoWidth) return;
+    this.painted = { sample, width: clientWidth, height: clientHeight, videoWidth: this.video.videoWidth };
     const scale = globalThis.devicePixelRatio || 1;
     if (this.canvas.width !== Math.round(clientWidth * scale) || this.canvas.height !== Math.round(clientHeight * scale)) {
       this.canvas.width = Math.round(clientWidth * scale);
