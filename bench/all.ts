@@ -25,6 +25,7 @@ const BENCHES: Bench[] = [
   { id: 'g2g', script: 'bench:g2g', title: 'Glass-to-glass latency (loopback)', env: { DURATION_S: '30' } },
   { id: 'cost', script: 'bench:cost', title: 'Cost per viewer' },
   { id: 'signaling', script: 'bench:signaling', title: 'Signaling round trips (Durable Object)' },
+  { id: 'datachannel', script: 'bench:datachannel', title: 'Telemetry and control latency (data channels, loopback)', env: { SAMPLES: '200' } },
   { id: 'adapt', script: 'bench:adapt', title: 'Link adaptation (NAT lab, shaped link)', needsRoot: true },
   { id: 'ttff-turn', script: 'bench:ttff:turn', title: 'Time to first frame through TURN (NAT lab)', env: { RUNS: '10' }, needsRoot: true },
 ];

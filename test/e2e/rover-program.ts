@@ -4,6 +4,8 @@ import { connect, type Socket } from 'node:net';
 export interface RoverProgram {
   /** Every line the sender wrote, parsed. */
   lines: Record<string, unknown>[];
+  /** When each line arrived (Date.now()), by the same index. */
+  arrivals: number[];
   publish(message: object): void;
   /** Resolve when a line matching `predicate` has arrived (also one that came before this call). */
   waitFor(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
@@ -26,6 +28,7 @@ export async function connectRoverProgram(socketPath: string, timeoutMs = 10_000
     }
   }
   const lines: Record<string, unknown>[] = [];
+  const arrivals: number[] = [];
   let buffered = '';
   socket.setEncoding('utf8');
   socket.on('data', (chunk: string) => {
@@ -33,12 +36,14 @@ export async function connectRoverProgram(socketPath: string, timeoutMs = 10_000
     let newline: number;
     while ((newline = buffered.indexOf('\n')) >= 0) {
       lines.push(JSON.parse(buffered.slice(0, newline)) as Record<string, unknown>);
+      arrivals.push(Date.now());
       buffered = buffered.slice(newline + 1);
     }
   });
   socket.on('error', () => undefined);
   return {
     lines,
+    arrivals,
     publish: (message) => socket.write(`${JSON.stringify(message)}\n`),
     waitFor: async (predicate, waitMs = 10_000) => {
       const until = Date.now() + waitMs;
