@@ -261,11 +261,12 @@ describe('<rover-stream> on a page of another origin', () => {
 
     await page.waitForFunction(() => document.querySelector('rover-stream')!.state === 'failed', null, { timeout: 15_000 });
     const seen = await probePlayer(page);
-    const expected = `The server ${worker.url} refused this page (${refusedSite.origin}). It must list this origin in ALLOWED_ORIGINS, and the viewer token must be valid for this rover.`;
+    // The client asked the Worker why (GET /access answers other origins): the origin check, in words.
+    const expected = 'This page may not show this rover: this origin may not connect; add it to ALLOWED_ORIGINS.';
     expect(seen.detail).toBe(expected);
     expect(seen).toMatchObject({ framesShown: 0, statusVisible: true, statusText: `Failed · ${expected}` });
     expect((await recorded(page)).roverStates.at(-1)).toBe(`failed: ${expected}`);
-    expect(await page.evaluate(() => document.querySelector('rover-stream')!.client)).toBeNull();
+    expect(await page.evaluate(() => document.querySelector('rover-stream')!.client?.state)).toBe('failed');
     // It was the Worker's origin check (403), the rover never heard of this viewer, and the player stopped asking.
     expect(refusals()).toBeGreaterThan(refusalsBefore);
     const refusalsSeen = refusals();

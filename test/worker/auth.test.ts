@@ -178,6 +178,27 @@ describe('GET /rovers/<id>/access (lets the viewer page say why it cannot connec
     expect((await access(roverId, { Authorization: `Bearer ${await tokenFor('rover', roverId)}` })).status).toBe(401);
     expect((await access(roverId, {})).status).toBe(401);
   });
+
+  it('answers pages on other origins too (CORS), so an embedded player can say why it was refused', async () => {
+    const roverId = uniqueRoverId('access-cors');
+    const embedder = 'https://dashboard.example';
+    const preflight = await SELF.fetch(`${ORIGIN}/rovers/${roverId}/access`, {
+      method: 'OPTIONS',
+      headers: { Origin: embedder, 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(embedder);
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('authorization');
+    // That origin is not in ALLOWED_ORIGINS: the answer says so, readable by the page.
+    const refused = await access(roverId, { Origin: embedder, Authorization: `Bearer ${await tokenFor('viewer', roverId)}` });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('access-control-allow-origin')).toBe(embedder);
+    expect(refused.headers.get('vary')).toBe('Origin');
+    expect(((await refused.json()) as { message: string }).message).toMatch(/ALLOWED_ORIGINS/);
+    // No Origin (tools, same-origin fetches without one): no CORS headers.
+    const plain = await access(roverId, { Authorization: `Bearer ${await tokenFor('viewer', roverId)}` });
+    expect(plain.headers.get('access-control-allow-origin')).toBeNull();
+  });
 });
 
 describe('POST /admin/viewer-links', () => {

@@ -95,12 +95,32 @@ async function routeWebSocket(request: Request, env: Env, url: URL, roverId: str
   return room.fetch(forwarded);
 }
 
-/** Lets the viewer page tell "access expired" from "network down": a WebSocket failure hides the status. */
+/**
+ * Lets the viewer tell "access expired" or "origin not allowed" from "network down": a WebSocket failure
+ * hides the status. Readable from any origin (CORS), so a player embedded elsewhere can say why it was
+ * refused: the answer only judges the token the caller already holds, and no cookies are involved.
+ */
 async function checkViewerAccess(request: Request, env: Env, roverId: string): Promise<Response> {
-  if (request.method !== 'GET') return textResponse(405, 'Method not allowed.', { allow: 'GET' });
+  const cors = accessCorsHeaders(request);
+  if (request.method === 'OPTIONS') {
+    return new Response(null, {
+      status: 204,
+      headers: { ...cors, 'access-control-allow-methods': 'GET', 'access-control-allow-headers': 'authorization', 'access-control-max-age': '600' },
+    });
+  }
+  if (request.method !== 'GET') return textResponse(405, 'Method not allowed.', { allow: 'GET, OPTIONS', ...cors });
   const decision = await authorize(request, env, 'viewer', roverId);
-  if (!decision.ok) return decision.response;
-  return new Response(null, { status: 204, headers: { 'cache-control': 'no-store', 'x-token-expires': String(decision.claims.expiresAt) } });
+  const response = decision.ok
+    ? new Response(null, { status: 204, headers: { 'cache-control': 'no-store', 'x-token-expires': String(decision.claims.expiresAt) } })
+    : decision.response;
+  for (const [name, value] of Object.entries(cors)) response.headers.set(name, value);
+  return response;
+}
+
+function accessCorsHeaders(request: Request): Record<string, string> {
+  const origin = request.headers.get('origin');
+  if (origin === null) return {};
+  return { 'access-control-allow-origin': origin, 'access-control-expose-headers': 'x-token-expires', vary: 'Origin' };
 }
 
 /** Presence of one rover for someone allowed to watch it (a home page, a dashboard): no socket needed. */

@@ -10,7 +10,6 @@
 import { DEFAULT_CAMERA_ID, isValidRoverId, type RoverStatus } from '../../../protocol/index.js';
 import { RoverViewerClient, type ControlStatus, type ViewerClientOptions, type ViewerState, type ViewerStats } from '../client.js';
 import type { RoverStreamEventDetail, RoverStreamEventName } from './events.js';
-import { explainCrossOriginRefusal, isCrossOrigin, serverAnswers } from './refusal.js';
 
 /** A viewer token, or a function asked for one before every connection (e.g. fetched from the app's backend). */
 export type TokenSource = NonNullable<ViewerClientOptions['accessToken']>;
@@ -232,23 +231,16 @@ export class RoverStreamElement extends HTMLElement {
 
     const client = new RoverViewerClient({ server, roverId, cameraId: this.getAttribute('camera') ?? undefined, accessToken: this.#token });
     this.#client = client;
-    let welcomed = false;
     this.#unsubscribe = [
-      client.on('state', ({ state, detail }) => {
-        this.#setState(state, detail);
-        // Before the server's welcome, "connecting" means the socket never opened. From another origin the
-        // client cannot read why: find out whether the server is there at all (refusal.ts).
-        if (state === 'connecting' && !welcomed && isCrossOrigin(server)) void this.#diagnoseCrossOrigin(client, server, roverId);
-      }),
+      // A refused page (origin not in ALLOWED_ORIGINS, a bad token) ends in "failed" with the reason: the
+      // client asks the server's /access, which answers other origins too.
+      client.on('state', ({ state, detail }) => this.#setState(state, detail)),
       client.on('stream', ({ stream }) => {
         this.video.srcObject = stream;
         // Muted video may autoplay; a refusal only happens in unusual embeddings and the next frame retries.
         void this.video.play().catch(() => undefined);
       }),
-      client.on('rover', ({ rover }) => {
-        welcomed = true;
-        this.#emit('rover-status', rover satisfies RoverStatus);
-      }),
+      client.on('rover', ({ rover }) => this.#emit('rover-status', rover satisfies RoverStatus)),
       client.on('stats', (stats) => this.#emit('rover-stats', stats satisfies ViewerStats)),
       client.on('telemetry', (telemetry) => this.#emit('rover-telemetry', telemetry)),
       client.on('control', (control) => this.#emit('rover-control', control)),
@@ -263,13 +255,6 @@ export class RoverStreamElement extends HTMLElement {
     this.#client?.close();
     this.#client = null;
     this.video.srcObject = null;
-  }
-
-  async #diagnoseCrossOrigin(client: RoverViewerClient, server: string, roverId: string): Promise<void> {
-    if (!(await serverAnswers(server, roverId)) || this.#client !== client || client.state !== 'connecting') return;
-    // Refused for good (like the client does when it can read the refusal): stop retrying; connect() tries again.
-    this.#closeClient();
-    this.#setState('failed', explainCrossOriginRefusal(server));
   }
 
   #resolveServer(): string | null {
