@@ -2,7 +2,10 @@
  * The embeddable player end to end: <rover-stream> from /rover-stream.js on the example page and on a page of
  * another origin (a separate local HTTP server), with real workerd, the real sender and headless Chromium.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +13,7 @@ import type { SenderHandle, WorkerHandle } from '../../scripts/local-stack.mjs';
 // Types only: document.querySelector('rover-stream') is a RoverStreamElement inside page.evaluate callbacks.
 import type {} from '../../viewer/src/embed/element.js';
 import { launchBrowser, type Browser } from './browser.js';
+import { connectRoverProgram } from './rover-program.js';
 import { startLocalWorker, startRover, uniqueRoverId } from './stack.js';
 
 /** A plain web server on its own origin, serving pages that embed the player from the Worker. */
@@ -83,6 +87,7 @@ let browser: Browser;
 let allowedSite: Site;
 let refusedSite: Site;
 const senders: SenderHandle[] = [];
+const apiDir = mkdtempSync(join(tmpdir(), 'rover-embed-api-'));
 
 beforeAll(async () => {
   [allowedSite, refusedSite] = await Promise.all([startSite(), startSite()]);
@@ -98,6 +103,7 @@ afterAll(async () => {
   await browser?.close();
   await worker?.stop();
   await Promise.allSettled([allowedSite?.close(), refusedSite?.close()]);
+  rmSync(apiDir, { recursive: true, force: true });
 });
 
 async function rover(roverId: string, extraArgs: string[] = []): Promise<SenderHandle> {
@@ -177,6 +183,39 @@ describe('<rover-stream> on the example page', () => {
     // The token left the address bar.
     expect(page.url()).toBe(`${worker.url}/embed-example.html?rover=${roverId}`);
     await page.close();
+  });
+
+  it('shows what the rover\'s ML model sees: detections drawn over the video, telemetry events for the app', async () => {
+    const roverId = uniqueRoverId('embed-telemetry');
+    const socket = join(apiDir, `${roverId}.sock`);
+    await rover(roverId, ['--api-socket', socket]);
+    const program = await connectRoverProgram(socket);
+    try {
+      const { page } = await openPlayer(`${worker.url}/embed-example.html?rover=${roverId}#access=${await worker.viewerToken(roverId)}`);
+      await waitForFrames(page, 30, 15_000);
+      await page.evaluate(() => {
+        const w = window as unknown as { telemetryEvents: unknown[] };
+        w.telemetryEvents = [];
+        document.querySelector('rover-stream')!.addEventListener('rover-telemetry', (event) => w.telemetryEvents.push(event.detail));
+      });
+      program.publish({ type: 'telemetry', camera: 'main', detections: [{ label: 'person', score: 0.9, box: [0.1, 0.1, 0.3, 0.6] }], status: { battery: 0.5 } });
+      await page.waitForFunction(() => document.querySelector('rover-stream')!.overlay?.lastDraw?.boxes === 1, null, { timeout: 5_000, polling: 50 });
+      expect(await page.evaluate(() => (window as unknown as { telemetryEvents: unknown[] }).telemetryEvents)).toEqual([
+        expect.objectContaining({ type: 'telemetry', camera: 'main', status: { battery: 0.5 }, detections: [expect.objectContaining({ label: 'person' })] }),
+      ]);
+      // Drawn in the element's own canvas, over its video.
+      const painted = await page.evaluate(() => {
+        const canvas = document.querySelector('rover-stream')!.shadowRoot!.querySelector('canvas')!;
+        const pixels = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+        let opaque = 0;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i]! > 0) opaque++;
+        return opaque;
+      });
+      expect(painted).toBeGreaterThan(100);
+      await page.close();
+    } finally {
+      program.close();
+    }
   });
 
   it('disconnect() ends the call at the rover and stops the picture; connect() brings video back; removal closes it', async () => {

@@ -5,10 +5,12 @@
  *
  * Attributes: `rover` (required), `server` (default: the origin this script came from), `camera` (switches
  * without reconnecting), `token` (or the `token` property, which also takes a function and stays out of the
- * DOM), `autoconnect="false"` (only watch presence until connect() is called).
+ * DOM), `autoconnect="false"` (only watch presence until connect() is called), `detections="off"` (do not
+ * draw the rover's ML detections over the video; drawn by default, in step with the frames, overlay.ts).
  */
 import { DEFAULT_CAMERA_ID, isValidRoverId, type RoverStatus } from '../../../protocol/index.js';
 import { RoverViewerClient, type ControlStatus, type ViewerClientOptions, type ViewerState, type ViewerStats } from '../client.js';
+import { DetectionOverlay } from '../overlay.js';
 import type { RoverStreamEventDetail, RoverStreamEventName } from './events.js';
 
 /** A viewer token, or a function asked for one before every connection (e.g. fetched from the app's backend). */
@@ -38,6 +40,8 @@ const STYLES = `
 :host { display: block; position: relative; overflow: hidden; background: #000; aspect-ratio: 16 / 9; contain: content; }
 :host([hidden]) { display: none; }
 video { display: block; width: 100%; height: 100%; object-fit: contain; background: #000; }
+canvas { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
+:host([detections='off']) canvas { display: none; }
 .status { position: absolute; inset: auto 0 0 0; margin: 0; padding: 0.4em 0.7em; color: #fff; background: rgb(0 0 0 / 0.65);
   font: 13px/1.35 system-ui, sans-serif; }
 .status[data-state='live'] { display: none; }
@@ -74,6 +78,8 @@ export class RoverStreamElement extends HTMLElement {
   readonly #status: HTMLElement;
   readonly #statusLabel: HTMLElement;
   readonly #statusDetail: HTMLElement;
+  readonly #detections: HTMLCanvasElement;
+  #overlay: DetectionOverlay | null = null;
 
   constructor() {
     super();
@@ -96,7 +102,9 @@ export class RoverStreamElement extends HTMLElement {
     this.#statusLabel.className = 'label';
     this.#statusDetail = document.createElement('span');
     this.#status.append(this.#statusLabel, this.#statusDetail);
-    root.append(this.video, this.#status);
+    this.#detections = document.createElement('canvas');
+    this.#detections.part.add('detections');
+    root.append(this.video, this.#detections, this.#status);
     this.#render();
   }
 
@@ -115,6 +123,11 @@ export class RoverStreamElement extends HTMLElement {
   /** The connection in use (null while detached, without a rover, or after a refusal). */
   get client(): RoverViewerClient | null {
     return this.#client;
+  }
+
+  /** The detection overlay of the current connection (its `lastDraw` says what is on screen). */
+  get overlay(): DetectionOverlay | null {
+    return this.#overlay;
   }
 
   /** Who holds the control lease, as this viewer sees it. */
@@ -203,6 +216,7 @@ export class RoverStreamElement extends HTMLElement {
     } else if (name === 'camera') {
       // Another camera of the same rover: a new call on the same signaling connection.
       this.#client?.switchCamera(newValue ?? DEFAULT_CAMERA_ID);
+      this.#overlay?.clear();
     } else {
       this.#queueRebuild();
     }
@@ -245,12 +259,15 @@ export class RoverStreamElement extends HTMLElement {
       client.on('telemetry', (telemetry) => this.#emit('rover-telemetry', telemetry)),
       client.on('control', (control) => this.#emit('rover-control', control)),
     ];
+    if (this.getAttribute('detections') !== 'off') this.#overlay = new DetectionOverlay(this.video, this.#detections, client);
     this.#setState('connecting', 'connecting to the server…');
     if (this.#wantVideo) client.connect();
     else client.observe();
   }
 
   #closeClient(): void {
+    this.#overlay?.close();
+    this.#overlay = null;
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     this.#client?.close();
     this.#client = null;
