@@ -61,6 +61,26 @@ describe('viewer access links', () => {
     await Promise.all([viewer.close(), home.close()]);
   });
 
+  it('the home page labels a link that may drive, and Forget removes a rover from this device', async () => {
+    const operatorRover = `${roverId}-op`;
+    const operator = await openViewer(browser, await worker.viewerLink(operatorRover, 3600, { control: true }));
+    await operator.waitForFunction(() => location.hash === ''); // the token was taken in and remembered
+    await operator.close();
+    const home = await browser.context.newPage();
+    await home.goto(`${worker.url}/`);
+    const card = home.locator(`.rover-card[data-rover="${operatorRover}"]`);
+    await card.waitFor({ timeout: 10_000 });
+    expect(await card.locator('.operator').textContent()).toBe('can drive');
+    expect(await home.locator(`.rover-card[data-rover="${roverId}"] .operator`).count()).toBe(0); // a watch-only link
+    await home.getByRole('button', { name: `Forget ${operatorRover} on this device` }).click();
+    expect(await card.count()).toBe(0);
+    expect(await home.evaluate(() => localStorage.getItem('rover-live:links') ?? '')).not.toContain(`"${operatorRover}"`);
+    await home.reload();
+    await home.locator(`.rover-card[data-rover="${roverId}"]`).waitFor({ timeout: 10_000 });
+    expect(await home.locator(`.rover-card[data-rover="${operatorRover}"]`).count()).toBe(0);
+    await home.close();
+  });
+
   it('without a link: says a viewer link is needed', async () => {
     const page = await openViewer(browser, `${worker.url}/rovers/${roverId}`, '?autoconnect=1');
     // A first-time visitor: nothing remembered from the tests above.

@@ -3,7 +3,7 @@
  * cameras, viewers) from GET /rovers/<id>/status; and a box to open a rover by id.
  */
 import { RoverPresence, isValidRoverId } from '../../protocol/index.js';
-import { forgetLink, rememberedLinks, type RememberedLink } from './links.js';
+import { forgetLink, rememberedLinks, tokenMayControl, type RememberedLink } from './links.js';
 
 const REFRESH_MS = 10_000;
 
@@ -70,7 +70,26 @@ async function render(): Promise<void> {
         item.dataset['cameras'] = String(presence.rover.cameras.length);
         item.dataset['viewers'] = String(presence.viewers);
       }
-      item.append(anchor, state, detail);
+      const parts: HTMLElement[] = [anchor, state, detail];
+      if (tokenMayControl(link.token)) {
+        const operator = document.createElement('span');
+        operator.className = 'operator';
+        operator.textContent = 'can drive';
+        operator.title = 'This link may take control of the rover';
+        parts.push(operator);
+      }
+      const forget = document.createElement('button');
+      forget.type = 'button';
+      forget.className = 'secondary forget';
+      forget.textContent = 'Forget';
+      forget.setAttribute('aria-label', `Forget ${link.roverId} on this device`);
+      forget.addEventListener('click', () => {
+        forgetLink(link.roverId);
+        item.remove();
+        empty.hidden = list.childElementCount > 0;
+      });
+      parts.push(forget);
+      item.append(...parts);
       return item;
     }),
   );

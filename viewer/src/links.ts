@@ -1,7 +1,8 @@
 /**
  * Viewer links this browser has opened, remembered so the home page can list "your rovers" with their
- * presence. Only viewer tokens (short-lived, one rover each, watch-only) are kept, in localStorage, and
- * each is dropped once expired or refused. Nothing here is trusted: the server checks every token.
+ * presence. Only viewer tokens (short-lived, one rover each) are kept, in localStorage; each is dropped once
+ * expired or refused, and the home page has a Forget button (a link that may drive deserves one on a shared
+ * machine). Nothing here is trusted: the server checks every token.
  */
 const STORAGE_KEY = 'rover-live:links';
 
@@ -12,15 +13,26 @@ export interface RememberedLink {
   expiresAt: number;
 }
 
-/** The `exp` claim of a JWT, without verifying it (the server does); null when unreadable. */
-export function tokenExpiry(token: string): number | null {
+/** A JWT's payload, without verifying it (the server does): for display and housekeeping only. */
+function unverifiedClaims(token: string): { exp?: unknown; scope?: unknown } | null {
   try {
     const payload = token.split('.')[1] ?? '';
-    const json = JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown };
-    return typeof json.exp === 'number' ? json.exp : null;
+    return JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown; scope?: unknown };
   } catch {
     return null;
   }
+}
+
+/** The `exp` claim of a JWT (unverified); null when unreadable. */
+export function tokenExpiry(token: string): number | null {
+  const exp = unverifiedClaims(token)?.exp;
+  return typeof exp === 'number' ? exp : null;
+}
+
+/** Whether the token says it may drive (unverified: only to label the link; the server decides). */
+export function tokenMayControl(token: string): boolean {
+  const scope = unverifiedClaims(token)?.scope;
+  return typeof scope === 'string' && scope.split(' ').includes('control');
 }
 
 function load(): Record<string, string> {
@@ -46,10 +58,16 @@ export function rememberLink(roverId: string, token: string): void {
   save(links);
 }
 
+/** Forget a rover on this device: the remembered link, and this tab's copy of its token. */
 export function forgetLink(roverId: string): void {
   const links = load();
   delete links[roverId];
   save(links);
+  try {
+    sessionStorage.removeItem(`rover-live:access:${roverId}`);
+  } catch {
+    // Storage disabled: nothing was kept there.
+  }
 }
 
 /** Remembered, unexpired links, by rover id; expired ones are forgotten on the way. */
