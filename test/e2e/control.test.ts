@@ -58,6 +58,14 @@ async function recordEvents(page: Page): Promise<void> {
 }
 
 type ControlView = { holder: string; canControl: boolean; detail: string };
+/** The page's client (window.roverViewer), as far as these tests drive it. */
+type PageClient = { control: ControlView; requestControl(): void; releaseControl(): void; sendControl(command: object): boolean };
+const requestControl = (page: Page): Promise<void> => page.evaluate(() => (window as unknown as { roverViewer: PageClient }).roverViewer.requestControl());
+const releaseControl = (page: Page): Promise<void> => page.evaluate(() => (window as unknown as { roverViewer: PageClient }).roverViewer.releaseControl());
+const sendControl = (page: Page, command: object): Promise<boolean> =>
+  page.evaluate((c) => (window as unknown as { roverViewer: PageClient }).roverViewer.sendControl(c), command);
+
+
 const control = (page: Page): Promise<ControlView> =>
   page.evaluate(() => (window as unknown as { roverViewer: { control: ControlView } }).roverViewer.control);
 /** Wait until the page's control status matches (the page's CSP forbids evaluating strings: pass data). */
@@ -70,6 +78,16 @@ const waitForControl = (page: Page, expected: { holder?: string; detail?: RegExp
     { holder: expected.holder, detail: expected.detail?.source },
     { timeout: 10_000, polling: 50 },
   );
+
+/** An operator page (a link that may drive) playing video, holding control, and the program told so. */
+async function driverInControl(roverId: string, program: RoverProgram): Promise<Page> {
+  const driver = await openViewer(browser, await worker.viewerLink(roverId, 3600, { control: true }), '?autoconnect=1');
+  await waitForFrames(driver, 15, 15_000);
+  await requestControl(driver);
+  await waitForControl(driver, { holder: 'you' });
+  await program.waitFor((line) => line['type'] === 'lease' && line['viewer'] !== null);
+  return driver;
+}
 
 describe('telemetry and control over data channels', () => {
   it('telemetry from the rover program reaches two viewers', async () => {
@@ -119,11 +137,11 @@ describe('telemetry and control over data channels', () => {
     expect(await control(watcher)).toMatchObject({ holder: 'none', canControl: false });
 
     // The watch-only link asks for control: refused by the Durable Object.
-    await watcher.evaluate(() => (window as unknown as { roverViewer: { requestControl(): void } }).roverViewer.requestControl());
+    await requestControl(watcher);
     await waitForControl(watcher, { detail: /only allows watching/ });
 
     // The driver takes control; everyone else sees someone has it, and the program learns the controller.
-    await driver.evaluate(() => (window as unknown as { roverViewer: { requestControl(): void } }).roverViewer.requestControl());
+    await requestControl(driver);
     await waitForControl(driver, { holder: 'you' });
     await waitForControl(watcher, { holder: 'other' });
     await waitForControl(rival, { holder: 'other' });
@@ -131,7 +149,7 @@ describe('telemetry and control over data channels', () => {
     expect(lease['viewer']).toMatch(/^[0-9a-f-]{8}$/);
 
     // A second operator with a control link is refused while the lease is held.
-    await rival.evaluate(() => (window as unknown as { roverViewer: { requestControl(): void } }).roverViewer.requestControl());
+    await requestControl(rival);
     await waitForControl(rival, { detail: /another operator has control/ });
 
     // The driver's commands reach the program, in order.
@@ -152,7 +170,7 @@ describe('telemetry and control over data channels', () => {
 
     // The client will not send without the lease; and a watcher forcing a command onto its own control
     // channel is refused by the rover itself (it checks the lease, not the browser).
-    expect(await watcher.evaluate(() => (window as unknown as { roverViewer: { sendControl(command: object): boolean } }).roverViewer.sendControl({ drive: { linear: 1 } }))).toBe(false);
+    expect(await sendControl(watcher, { drive: { linear: 1 } })).toBe(false);
     await watcher.evaluate(() => {
       const channel = (window as unknown as { roverViewer: { controlChannel: RTCDataChannel } }).roverViewer.controlChannel;
       channel.send(JSON.stringify({ type: 'control', seq: 1, command: { drive: { linear: 1, hijack: true } } }));
@@ -161,7 +179,7 @@ describe('telemetry and control over data channels', () => {
     expect(program.lines.some((line) => JSON.stringify(line).includes('hijack'))).toBe(false);
 
     // Release: the program is told to stop, and control is free for the next operator.
-    await driver.evaluate(() => (window as unknown as { roverViewer: { releaseControl(): void } }).roverViewer.releaseControl());
+    await releaseControl(driver);
     expect(await program.waitFor((line) => line['type'] === 'stop')).toEqual({ type: 'stop', reason: 'released' });
     await waitForControl(rival, { holder: 'none' });
     await Promise.all([driver.close(), watcher.close(), rival.close()]);
@@ -170,11 +188,7 @@ describe('telemetry and control over data channels', () => {
   it('a lease that is not renewed lapses: the program gets a stop and the driver sees control is gone', async () => {
     const roverId = uniqueRoverId('lapse');
     const { program } = await roverWithProgram(roverId);
-    const driver = await openViewer(browser, await worker.viewerLink(roverId, 3600, { control: true }), '?autoconnect=1');
-    await waitForFrames(driver, 15, 15_000);
-    await driver.evaluate(() => (window as unknown as { roverViewer: { requestControl(): void } }).roverViewer.requestControl());
-    await waitForControl(driver, { holder: 'you' });
-    await program.waitFor((line) => line['type'] === 'lease' && line['viewer'] !== null);
+    const driver = await driverInControl(roverId, program);
     // Renewals keep it alive past its first term.
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     expect(program.lines.some((line) => line['type'] === 'stop')).toBe(false);
@@ -190,7 +204,7 @@ describe('telemetry and control over data channels', () => {
     expect(lapsedAfter).toBeLessThan(5_000);
     await waitForControl(driver, { holder: 'none' });
     // Commands after the lapse go nowhere.
-    expect(await driver.evaluate(() => (window as unknown as { roverViewer: { sendControl(command: object): boolean } }).roverViewer.sendControl({ drive: { linear: 1 } }))).toBe(false);
+    expect(await sendControl(driver, { drive: { linear: 1 } })).toBe(false);
     console.log(`lease lapsed ${lapsedAfter} ms after the last renewal was due`);
     await driver.close();
   });
@@ -198,10 +212,7 @@ describe('telemetry and control over data channels', () => {
   it('the controller closing its page stops the rover at once', async () => {
     const roverId = uniqueRoverId('controller-gone');
     const { program } = await roverWithProgram(roverId);
-    const driver = await openViewer(browser, await worker.viewerLink(roverId, 3600, { control: true }), '?autoconnect=1');
-    await waitForFrames(driver, 15, 15_000);
-    await driver.evaluate(() => (window as unknown as { roverViewer: { requestControl(): void } }).roverViewer.requestControl());
-    await program.waitFor((line) => line['type'] === 'lease' && line['viewer'] !== null);
+    const driver = await driverInControl(roverId, program);
     const closedAt = Date.now();
     await driver.close();
     expect(await program.waitFor((line) => line['type'] === 'stop', 5_000)).toEqual({ type: 'stop', reason: 'controller-left' });
