@@ -1,6 +1,12 @@
 /**
  * The rover's dial-out signaling connection. Reconnects forever with capped exponential backoff and
  * jitter; detects dead links with heartbeats (a rover on cellular often loses its link without a FIN).
+ *
+ * An attempt made while the link is down sits in TCP SYN retransmission (1 s, 3 s, 7 s…), so it may not
+ * notice the link's return for seconds. Opening handshakes therefore time out quickly, and a handshake
+ * timeout — the path is down; the server never saw us — is retried promptly without growing the backoff
+ * (no herd to spread: no server is being hit). After many timeouts in a row an attempt gets the long
+ * timeout, so a link that is merely very slow still gets through.
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
@@ -32,9 +38,17 @@ export interface SignalingEvents {
   fatal: [error: Error];
 }
 
+/** Opening handshake budget while the path may be down, and for every MAX_QUICK_TIMEOUTS-th attempt. */
+export const QUICK_HANDSHAKE_MS = 2_500;
+export const SLOW_HANDSHAKE_MS = 10_000;
+const MAX_QUICK_TIMEOUTS = 6;
+
 export class SignalingClient extends EventEmitter<SignalingEvents> {
   private socket: WebSocket | null = null;
   private attempt = 0;
+  /** Opening handshakes that timed out in a row (reset when one opens). */
+  private handshakeTimeouts = 0;
+  private lastAttemptTimedOut = false;
   private stopped = true;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -121,15 +135,18 @@ export class SignalingClient extends EventEmitter<SignalingEvents> {
 
   private connect(): void {
     const { log } = this.options;
+    this.lastAttemptTimedOut = false;
+    const quick = this.handshakeTimeouts % MAX_QUICK_TIMEOUTS !== MAX_QUICK_TIMEOUTS - 1;
     const socket = new WebSocket(this.options.url, {
       headers: this.options.headers,
-      handshakeTimeout: 10_000,
+      handshakeTimeout: quick ? QUICK_HANDSHAKE_MS : SLOW_HANDSHAKE_MS,
       maxPayload: 256 * 1024,
     });
     this.socket = socket;
     let refused = false;
 
     socket.on('open', () => {
+      this.handshakeTimeouts = 0;
       log.info('connected to signaling server', { server: redactUrl(this.options.url) });
       this.lastHeard = Date.now();
       this.startHeartbeat(socket);
@@ -176,6 +193,11 @@ export class SignalingClient extends EventEmitter<SignalingEvents> {
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (refused) return;
+      // ws reports its handshake timer this way; nothing else carries this message.
+      if (/handshake has timed out/i.test(error.message)) {
+        this.handshakeTimeouts++;
+        this.lastAttemptTimedOut = true;
+      }
       log.warn('cannot reach signaling server', { server: redactUrl(this.options.url), error: error.code ?? error.message });
     });
     socket.on('close', (code, reasonBuffer) => {
@@ -192,6 +214,14 @@ export class SignalingClient extends EventEmitter<SignalingEvents> {
   }
 
   private scheduleReconnect(): void {
+    if (this.lastAttemptTimedOut) {
+      // Unreachable, not refused: try again soon, and keep the backoff where it was.
+      const delay = backoffDelay(0, { minMs: 500, maxMs: 500 });
+      this.options.log.info('reconnecting', { inMs: delay, attempt: this.attempt, after: 'handshake timeout' });
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = setTimeout(() => !this.stopped && this.connect(), delay);
+      return;
+    }
     const delay = backoffDelay(this.attempt++, {
       minMs: this.options.minBackoffMs ?? 500,
       maxMs: this.options.maxBackoffMs ?? 30_000,
